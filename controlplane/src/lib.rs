@@ -1,0 +1,2 @@
+//! M6 control plane: sans-I/O signaling engine, DNS verification, health and metrics.
+#![deny(unsafe_code)]

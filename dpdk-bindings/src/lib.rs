@@ -1,0 +1,1 @@
+//! Safe API over DPDK. Filled in by the foundation work.

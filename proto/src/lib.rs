@@ -1,0 +1,4 @@
+//! Shared definitions: M6 wire formats, configuration schema.
+#![deny(unsafe_code)]
+
+pub mod config;

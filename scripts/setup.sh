@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Idempotent host setup for building and testing the M6 border router.
+# Installs missing Debian packages, reserves 2 MiB hugepages and mounts hugetlbfs.
+# Quiet when there is nothing to do; says what it did otherwise.
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: must run as root (installs packages, reserves hugepages)" >&2
+    exit 1
+fi
+
+# Debian packages the build and the tests need.
+PACKAGES=(
+    dpdk libdpdk-dev pkg-config libclang-dev clang   # dpdk-bindings (bindgen + C shim)
+    iproute2 ethtool nftables iputils-ping           # lab namespaces and ISP ingress filters
+    iperf3 netcat-openbsd                            # TCP transfer through the router
+    knot knot-dnsutils                               # authoritative DNS for verification tests
+    python3-scapy                                    # independent decoder of golden vectors
+)
+HUGEPAGES_WANTED=${M6_HUGEPAGES:-512}   # 512 x 2 MiB = 1 GiB
+HUGE_MOUNT=/dev/hugepages
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # knot is started by our tests on their own config; the packaged service stays off.
+    if systemctl is-active --quiet knot 2>/dev/null; then systemctl stop knot || true; fi
+fi
+
+nr=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
+have=$(cat "$nr")
+if [ "$have" -lt "$HUGEPAGES_WANTED" ]; then
+    echo "$HUGEPAGES_WANTED" > "$nr"
+    got=$(cat "$nr")
+    echo "setup: reserved 2 MiB hugepages: $have -> $got"
+    if [ "$got" -lt "$HUGEPAGES_WANTED" ]; then
+        echo "setup: could only reserve $got of $HUGEPAGES_WANTED hugepages" >&2
+        exit 1
+    fi
+fi
+
+if ! grep -qs " $HUGE_MOUNT hugetlbfs " /proc/mounts; then
+    mkdir -p "$HUGE_MOUNT"
+    mount -t hugetlbfs -o pagesize=2M nodev "$HUGE_MOUNT"
+    echo "setup: mounted hugetlbfs on $HUGE_MOUNT"
+fi
+
+if ! command -v cargo-nextest >/dev/null 2>&1 && ! cargo nextest --version >/dev/null 2>&1; then
+    echo "setup: installing cargo-nextest"
+    cargo install --locked cargo-nextest >/dev/null
+fi
