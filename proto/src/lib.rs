@@ -2,3 +2,6 @@
 #![deny(unsafe_code)]
 
 pub mod config;
+pub mod prefix;
+pub mod wire;
+pub mod cc;

@@ -1,0 +1,8 @@
+//! cargo fuzz target `escape`: see proto::wire::fuzz_entry::escape and docs/fuzzing.md.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    proto::wire::fuzz_entry::escape(data);
+});
