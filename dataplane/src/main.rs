@@ -1,1 +1,326 @@
-fn main() {}
+//! `m6-dataplane`: loads the site configuration, starts DPDK ports and one pinned polling
+//! worker per configured lcore, keeps ISP link state fresh, and on SIGINT/SIGTERM stops
+//! cleanly and prints the final counters.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{unbounded, Sender};
+use dataplane::io::{run_worker, ControlMsg, IoCounters, WorkerPlan};
+use dataplane::{Counters, IspInfo, Pipeline, PortInfo, Site};
+use dpdk_bindings::{Eal, Mempool, Port, PortConfig};
+use proto::config::DataplaneConfig;
+
+/// How often the control thread re-reads link state.
+const LINK_POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// How often the control thread wakes to relay learned neighbors and check for stop.
+const CONTROL_TICK: Duration = Duration::from_millis(5);
+/// Mbuf data room: a 1500-byte MTU frame plus VLAN tag, and headroom for ICMPv6 errors.
+const MBUF_DATA_ROOM: u16 = 2048 + 128;
+
+const USAGE: &str = "usage: m6-dataplane --config FILE [--check]
+
+  --config FILE   the site's YAML configuration (see configs/)
+  --check         validate the configuration and exit, touching no port";
+
+struct Args {
+    config: PathBuf,
+    check_only: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut config = None;
+    let mut check_only = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--config" | "-c" => {
+                config = Some(PathBuf::from(args.next().ok_or("--config needs a file")?))
+            }
+            "--check" => check_only = true,
+            "--help" | "-h" => return Err(USAGE.to_string()),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    Ok(Args {
+        config: config.ok_or_else(|| USAGE.to_string())?,
+        check_only,
+    })
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return ExitCode::from(2);
+        }
+    };
+    // The whole configuration is checked before EAL or any port is touched.
+    let config = match DataplaneConfig::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("m6-dataplane: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.check_only {
+        println!(
+            "m6-dataplane: {}: configuration is valid",
+            args.config.display()
+        );
+        return ExitCode::SUCCESS;
+    }
+    match run(&config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("m6-dataplane: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(config: &DataplaneConfig) -> Result<(), String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .map_err(|e| format!("cannot install signal handler: {e}"))?;
+    }
+    let cpus: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    for (i, w) in config.workers.iter().enumerate() {
+        if !cpus.contains(&w.lcore) {
+            return Err(format!(
+                "workers[{i}].lcore: CPU {} is not available to this process (have {cpus:?})",
+                w.lcore
+            ));
+        }
+    }
+
+    let eal = Eal::init(&config.full_eal_args()).map_err(|e| format!("EAL init: {e}"))?;
+    let pool = Arc::new(
+        Mempool::new(
+            "m6_pkts",
+            config.mempool_mbufs,
+            config.mempool_cache,
+            MBUF_DATA_ROOM,
+        )
+        .map_err(|e| format!("mempool: {e}"))?,
+    );
+
+    let tx_queues = u16::try_from(config.workers.len()).map_err(|_| "too many workers")?;
+    let mut ports = Vec::with_capacity(config.ports.len());
+    let mut port_infos = Vec::with_capacity(config.ports.len());
+    for p in &config.ports {
+        let port = Port::by_name(p.device.port_name())
+            .map_err(|e| format!("port {}: device {:?}: {e}", p.name, p.device.port_name()))?;
+        let port_cfg = PortConfig {
+            rx_queues: config.rx_queue_count(ports.len()),
+            tx_queues,
+            rx_desc: p.rx_desc,
+            tx_desc: p.tx_desc,
+            rss: true,
+            mtu: None,
+        };
+        port.configure(&port_cfg, &pool)
+            .map_err(|e| format!("port {}: {e}", p.name))?;
+        // Solicited-node multicast must reach us for Neighbor Discovery.
+        port.set_promiscuous(true)
+            .map_err(|e| format!("port {}: {e}", p.name))?;
+        port.start().map_err(|e| format!("port {}: {e}", p.name))?;
+        let mac = port
+            .mac_addr()
+            .map_err(|e| format!("port {}: {e}", p.name))?;
+        port_infos.push(PortInfo {
+            name: p.name.clone(),
+            mac,
+            addresses: p.addresses.clone(),
+        });
+        ports.push(port);
+    }
+
+    let site = Site {
+        ports: port_infos,
+        lan_port: config.lan_port,
+        isps: config
+            .isps
+            .iter()
+            .map(|i| IspInfo {
+                name: i.name.clone(),
+                port: i.port,
+                prefix: i.prefix,
+                next_hop: i.next_hop,
+                next_hop_mac: i.next_hop_mac,
+                admin_up: i.admin_up,
+            })
+            .collect(),
+        icmp_errors_per_sec: config.icmp_errors_per_sec,
+        drop_ipv4: config.drop_ipv4,
+    };
+
+    site.validate().map_err(|e| format!("site: {e}"))?;
+
+    // Workers: each gets its RX queues, TX queue `w` on every port, and a control channel.
+    let (learned_tx, learned_rx) = unbounded();
+    let mut control: Vec<Sender<ControlMsg>> = Vec::new();
+    let mut handles = Vec::new();
+    for (w, worker) in config.workers.iter().enumerate() {
+        let (ctl_tx, ctl_rx) = unbounded();
+        control.push(ctl_tx);
+        let w16 = w as u16;
+        let queue_err = |e| format!("workers[{w}]: {e}");
+        let rx = worker
+            .rx
+            .iter()
+            .map(|q| ports[q.port].rx_queue(q.queue).map(|rxq| (q.port, rxq)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(queue_err)?;
+        let tx = ports
+            .iter()
+            .map(|p| p.tx_queue(w16))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(queue_err)?;
+        let plan = WorkerPlan {
+            name: format!("m6-worker-{}", worker.lcore),
+            rx,
+            tx,
+            pool: Arc::clone(&pool),
+            polling: config.polling,
+            control: ctl_rx,
+            learned: learned_tx.clone(),
+        };
+        let mut pipeline = Pipeline::new(site.clone());
+        for n in &config.neighbors {
+            pipeline.add_static_neighbor(n.port, n.address, n.mac);
+        }
+        let cpu = worker.lcore;
+        let stop = Arc::clone(&stop);
+        let handle = thread::Builder::new()
+            .name(plan.name.clone())
+            .spawn(move || {
+                // EAL pinned the main thread to one CPU and we inherited that mask: re-pin.
+                if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+                    eprintln!("m6-dataplane: cannot pin worker to CPU {cpu}");
+                }
+                if let Err(e) = dpdk_bindings::thread_register() {
+                    eprintln!("m6-dataplane: worker on CPU {cpu} not registered with EAL: {e}");
+                }
+                let result = run_worker(plan, pipeline, &stop);
+                dpdk_bindings::thread_unregister();
+                result
+            })
+            .map_err(|e| format!("cannot start worker: {e}"))?;
+        handles.push(handle);
+    }
+    drop(learned_tx);
+
+    println!(
+        "m6-dataplane: forwarding on {} ports ({}) with {} workers",
+        ports.len(),
+        config
+            .ports
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        handles.len()
+    );
+
+    // Control loop: link state, neighbor relay, stop.
+    let mut link_up: Vec<Option<bool>> = vec![None; config.isps.len()];
+    let mut last_poll = Instant::now() - LINK_POLL_INTERVAL;
+    while !stop.load(Ordering::Relaxed) {
+        for msg in learned_rx.try_iter() {
+            for c in &control {
+                let _ = c.send(msg);
+            }
+        }
+        if last_poll.elapsed() >= LINK_POLL_INTERVAL {
+            last_poll = Instant::now();
+            for (i, isp) in config.isps.iter().enumerate() {
+                let port = &config.ports[isp.port];
+                let pmd_up = ports[isp.port].link().up;
+                let carrier_up = port.device.af_packet_iface().is_none_or(kernel_carrier_up);
+                let up = pmd_up && carrier_up;
+                if link_up[i] != Some(up) {
+                    if link_up[i].is_some() || !up {
+                        eprintln!(
+                            "m6-dataplane: isp {} link {}",
+                            isp.name,
+                            if up { "up" } else { "down" }
+                        );
+                    }
+                    link_up[i] = Some(up);
+                    for c in &control {
+                        let _ = c.send(ControlMsg::IspLink { isp: i, up });
+                    }
+                }
+            }
+        }
+        thread::sleep(CONTROL_TICK);
+    }
+
+    let mut counters: Option<Counters> = None;
+    let mut io = IoCounters::default();
+    for h in handles {
+        match h.join() {
+            Ok((pipeline, worker_io)) => {
+                match counters.as_mut() {
+                    Some(c) => c.merge(pipeline.counters()),
+                    None => counters = Some(pipeline.counters().clone()),
+                }
+                io.merge(&worker_io);
+            }
+            Err(_) => eprintln!("m6-dataplane: a worker panicked; its counters are lost"),
+        }
+    }
+
+    println!("m6-dataplane: stopped; final counters");
+    for (p, port) in ports.iter().enumerate() {
+        let name = &config.ports[p].name;
+        match port.stats() {
+            Ok(s) => {
+                println!("counter port.{name}.ipackets {}", s.ipackets);
+                println!("counter port.{name}.opackets {}", s.opackets);
+                println!("counter port.{name}.imissed {}", s.imissed);
+                println!("counter port.{name}.ierrors {}", s.ierrors);
+                println!("counter port.{name}.oerrors {}", s.oerrors);
+            }
+            Err(e) => eprintln!("m6-dataplane: port {name}: {e}"),
+        }
+        println!(
+            "counter port.{name}.tx_full_drops {}",
+            io.tx_full_drops.get(p).unwrap_or(&0)
+        );
+    }
+    println!("counter io.alloc_failures {}", io.alloc_failures);
+    println!("counter io.idle_sleeps {}", io.idle_sleeps);
+    if let Some(c) = counters {
+        c.for_each(|name, value| println!("counter {name} {value}"));
+    }
+    for port in &ports {
+        if let Err(e) = port.stop() {
+            eprintln!("m6-dataplane: port {}: {e}", port.id());
+        }
+    }
+    // Ports and the mempool go before EAL is cleaned up.
+    drop(ports);
+    drop(pool);
+    drop(eal);
+    Ok(())
+}
+
+/// The af_packet PMD always reports link up, so for it the kernel interface's carrier
+/// is the link state.
+fn kernel_carrier_up(iface: &str) -> bool {
+    std::fs::read_to_string(format!("/sys/class/net/{iface}/carrier"))
+        .map(|s| s.trim() == "1")
+        .unwrap_or(false)
+}

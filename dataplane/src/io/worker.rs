@@ -1,0 +1,177 @@
+//! One polling worker per lcore: RX burst -> pipeline -> TX burst, with idle back-off.
+
+use std::net::Ipv6Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use dpdk_bindings::{Mbuf, Mempool, RxQueue, TxQueue};
+use proto::config::PollingMode;
+
+use crate::pipeline::{Next, Pipeline};
+
+/// Packets per RX burst; also the pipeline's batch size.
+pub const BURST_SIZE: usize = 32;
+
+/// Idle rounds spent spinning before the worker starts to sleep.
+const SPIN_ROUNDS: u32 = 32;
+
+/// Updates the control thread pushes to workers, applied between bursts.
+#[derive(Debug, Clone, Copy)]
+pub enum ControlMsg {
+    IspLink {
+        isp: usize,
+        up: bool,
+    },
+    IspAdmin {
+        isp: usize,
+        up: bool,
+    },
+    Neighbor {
+        port: usize,
+        ip: Ipv6Addr,
+        mac: [u8; 6],
+    },
+}
+
+/// What a worker owns: its RX queues, a TX queue on every port (indexed by port), and
+/// its channels to the control thread.
+pub struct WorkerPlan {
+    pub name: String,
+    pub rx: Vec<(usize, RxQueue)>,
+    pub tx: Vec<TxQueue>,
+    pub pool: Arc<Mempool>,
+    pub polling: PollingMode,
+    pub control: Receiver<ControlMsg>,
+    /// Neighbors this worker learned, for the control thread to give to the others.
+    pub learned: Sender<ControlMsg>,
+}
+
+/// Counters of the I/O layer itself, per port index.
+#[derive(Debug, Default, Clone)]
+pub struct IoCounters {
+    /// Packets the TX queue would not take (ring full) and that were freed.
+    pub tx_full_drops: Vec<u64>,
+    /// Router-originated frames lost because the mempool was empty.
+    pub alloc_failures: u64,
+    pub idle_sleeps: u64,
+}
+
+impl IoCounters {
+    pub fn merge(&mut self, other: &IoCounters) {
+        if self.tx_full_drops.len() < other.tx_full_drops.len() {
+            self.tx_full_drops.resize(other.tx_full_drops.len(), 0);
+        }
+        for (a, b) in self.tx_full_drops.iter_mut().zip(&other.tx_full_drops) {
+            *a += b;
+        }
+        self.alloc_failures += other.alloc_failures;
+        self.idle_sleeps += other.idle_sleeps;
+    }
+}
+
+/// Polls until `stop` is set, then returns the worker's pipeline (for its counters) and
+/// the I/O counters. Runs on the calling thread, which the caller has pinned and
+/// registered with EAL.
+pub fn run_worker(
+    mut plan: WorkerPlan,
+    mut pipeline: Pipeline,
+    stop: &AtomicBool,
+) -> (Pipeline, IoCounters) {
+    let ports = plan.tx.len();
+    let mut io = IoCounters {
+        tx_full_drops: vec![0; ports],
+        ..IoCounters::default()
+    };
+    let mut rx_burst: Vec<Mbuf> = Vec::with_capacity(BURST_SIZE);
+    let mut next = [Next::Drop; BURST_SIZE];
+    let mut tx_bursts: Vec<Vec<Mbuf>> = (0..ports)
+        .map(|_| Vec::with_capacity(2 * BURST_SIZE))
+        .collect();
+    let epoch = Instant::now();
+    let mut idle_rounds: u32 = 0;
+
+    while !stop.load(Ordering::Relaxed) {
+        for msg in plan.control.try_iter() {
+            match msg {
+                ControlMsg::IspLink { isp, up } => pipeline.set_isp_link(isp, up),
+                ControlMsg::IspAdmin { isp, up } => pipeline.set_isp_admin(isp, up),
+                ControlMsg::Neighbor { port, ip, mac } => pipeline.learn_neighbor(port, ip, mac),
+            }
+        }
+
+        let mut received = 0;
+        for (port, rxq) in plan.rx.iter_mut() {
+            let n = rxq.rx_burst(&mut rx_burst, BURST_SIZE);
+            if n == 0 {
+                continue;
+            }
+            received += n;
+            let now_ns = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            pipeline.process_burst(*port, &mut rx_burst[..n], &mut next[..n], now_ns);
+            for (mbuf, verdict) in rx_burst.drain(..).zip(next.iter()) {
+                match *verdict {
+                    Next::Tx(out) if out < ports => tx_bursts[out].push(mbuf),
+                    _ => drop(mbuf),
+                }
+            }
+        }
+
+        let pool = &plan.pool;
+        pipeline.drain_generated(&mut |port, frame: &[u8]| {
+            if port >= ports {
+                return;
+            }
+            match pool.alloc() {
+                Some(mut m) => match m.append(frame.len()) {
+                    Some(room) => {
+                        room.copy_from_slice(frame);
+                        tx_bursts[port].push(m);
+                    }
+                    None => io.alloc_failures += 1,
+                },
+                None => io.alloc_failures += 1,
+            }
+        });
+        let learned = &plan.learned;
+        pipeline.drain_learned(&mut |port, ip, mac| {
+            // The control thread outlives the workers; a send error only means shutdown.
+            let _ = learned.send(ControlMsg::Neighbor { port, ip, mac });
+        });
+
+        for (port, burst) in tx_bursts.iter_mut().enumerate() {
+            if burst.is_empty() {
+                continue;
+            }
+            plan.tx[port].tx_burst(burst);
+            if !burst.is_empty() {
+                // One retry: the PMD may have freed descriptors in the meantime.
+                plan.tx[port].tx_burst(burst);
+                io.tx_full_drops[port] += burst.len() as u64;
+                burst.clear();
+            }
+        }
+
+        if received > 0 {
+            idle_rounds = 0;
+        } else if let PollingMode::Adaptive { max_idle_sleep_us } = plan.polling {
+            idle_rounds = idle_rounds.saturating_add(1);
+            back_off(idle_rounds, max_idle_sleep_us, &mut io);
+        }
+    }
+    (pipeline, io)
+}
+
+/// Spin a little, then sleep with a doubling interval up to the configured ceiling, so
+/// an idle worker leaves its core to others (2-core labs) yet reacts within the ceiling.
+fn back_off(idle_rounds: u32, max_sleep_us: u64, io: &mut IoCounters) {
+    if idle_rounds <= SPIN_ROUNDS {
+        std::hint::spin_loop();
+        return;
+    }
+    let exponent = (idle_rounds - SPIN_ROUNDS).min(20);
+    let sleep_us = (1u64 << exponent).min(max_sleep_us.max(1));
+    io.idle_sleeps += 1;
+    std::thread::sleep(Duration::from_micros(sleep_us));
+}

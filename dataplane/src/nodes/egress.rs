@@ -1,0 +1,131 @@
+//! Outbound (LAN -> ISP) egress selection by source prefix (seed 000 sections 5.1, 5.2;
+//! DESIGN section 5 "non-rewritable traffic goes to the owner of its source prefix").
+//!
+//! Every ISP filters sources outside the prefix it delegated, so a packet can only leave
+//! through the ISP that owns its source. When that ISP is down the router does not try
+//! another one: it drops the packet and tells the host with an ICMPv6 destination
+//! unreachable, code 5 (source address failed ingress/egress policy), so the host's source
+//! address selection moves to a prefix that works.
+//!
+//! For now M6 traffic (rewrite ok or not) takes this path too; the rewriting router and
+//! the proxy come later.
+
+use crate::net::addr::Addr;
+use crate::site::SiteTables;
+use crate::stats::reasons;
+
+reasons! {
+    pub enum DropReason {
+        /// From the LAN to an address inside the site's own prefixes: the router does not
+        /// hairpin.
+        LanToSite = "lan_to_site",
+        /// The source is in no ISP's prefix (a ULA, another site's address).
+        SourceNotInSitePrefix = "source_not_in_site_prefix",
+        /// The owning ISP is administratively down.
+        IspAdminDown = "isp_admin_down",
+        /// The owning ISP's link is down (or its port is missing).
+        IspLinkDown = "isp_link_down",
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Send through ISP `isp`, out `port`.
+    Forward { isp: usize, port: usize },
+    /// Drop; when `unreachable` is set, answer with destination unreachable code 5.
+    Refuse {
+        reason: DropReason,
+        unreachable: bool,
+    },
+}
+
+/// Chooses the egress ISP of an outbound packet from `src` to `dst`.
+#[inline]
+pub fn select(t: &SiteTables, src: Addr, dst: Addr) -> Decision {
+    if t.in_site(dst) {
+        return Decision::Refuse {
+            reason: DropReason::LanToSite,
+            unreachable: false,
+        };
+    }
+    let Some(isp) = t.isp_owning(src) else {
+        return Decision::Refuse {
+            reason: DropReason::SourceNotInSitePrefix,
+            unreachable: true,
+        };
+    };
+    let Some(s) = t.isps.get(isp) else {
+        return Decision::Refuse {
+            reason: DropReason::SourceNotInSitePrefix,
+            unreachable: true,
+        };
+    };
+    if !s.admin_up {
+        return Decision::Refuse {
+            reason: DropReason::IspAdminDown,
+            unreachable: true,
+        };
+    }
+    match s.port {
+        Some(port) if s.link_up => Decision::Forward { isp, port },
+        _ => Decision::Refuse {
+            reason: DropReason::IspLinkDown,
+            unreachable: true,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::addr;
+    use crate::testpkt::{ip, two_isp_site};
+
+    fn a(s: &str) -> Addr {
+        addr::from_std(&ip(s))
+    }
+
+    #[test]
+    fn by_source_prefix() {
+        let mut t = SiteTables::new(&two_isp_site());
+        let dst = a("2001:db8:99::1");
+        assert_eq!(
+            select(&t, a("2001:db8:1:1::10"), dst),
+            Decision::Forward { isp: 0, port: 1 }
+        );
+        assert_eq!(
+            select(&t, a("2001:db8:2:1::10"), dst),
+            Decision::Forward { isp: 1, port: 2 }
+        );
+        assert_eq!(
+            select(&t, a("fd00::10"), dst),
+            Decision::Refuse {
+                reason: DropReason::SourceNotInSitePrefix,
+                unreachable: true
+            }
+        );
+        assert_eq!(
+            select(&t, a("2001:db8:1:1::10"), a("2001:db8:2:1::10")),
+            Decision::Refuse {
+                reason: DropReason::LanToSite,
+                unreachable: false
+            }
+        );
+        t.isps[0].admin_up = false;
+        assert_eq!(
+            select(&t, a("2001:db8:1:1::10"), dst),
+            Decision::Refuse {
+                reason: DropReason::IspAdminDown,
+                unreachable: true
+            }
+        );
+        t.isps[1].link_up = false;
+        assert_eq!(
+            select(&t, a("2001:db8:2:1::10"), dst),
+            Decision::Refuse {
+                reason: DropReason::IspLinkDown,
+                unreachable: true
+            }
+        );
+    }
+}

@@ -1,0 +1,42 @@
+//! The pipeline's stages, one per file, each with its own drop reasons (VPP's
+//! `foreach_*_error`): a stage reads the [`classify::Parsed`] summary of a packet and the
+//! per-worker tables, and decides; [`crate::pipeline`] runs the stages over a burst.
+//!
+//! Order: `classify` -> `local` (`nd`, `echo`) | `egress` (LAN -> ISP) | `inbound`
+//! (ISP -> LAN) -> `rewrite` (hop limit, neighbor, Ethernet) -> `icmp_error`.
+
+pub mod classify;
+pub mod echo;
+pub mod egress;
+pub mod icmp_error;
+pub mod inbound;
+pub mod local;
+pub mod nd;
+pub mod rewrite;
+
+/// A drop reason of any stage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DropCause {
+    Classify(classify::DropReason),
+    Local(local::DropReason),
+    Nd(nd::DropReason),
+    Echo(echo::DropReason),
+    Egress(egress::DropReason),
+    Inbound(inbound::DropReason),
+    Rewrite(rewrite::DropReason),
+}
+
+impl DropCause {
+    /// The counter name after `drop.`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropCause::Classify(r) => r.name(),
+            DropCause::Local(r) => r.name(),
+            DropCause::Nd(r) => r.name(),
+            DropCause::Echo(r) => r.name(),
+            DropCause::Egress(r) => r.name(),
+            DropCause::Inbound(r) => r.name(),
+            DropCause::Rewrite(r) => r.name(),
+        }
+    }
+}

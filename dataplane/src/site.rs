@@ -1,0 +1,436 @@
+//! The static description of the site (what the io layer builds from the configuration),
+//! and the per-worker tables compiled from it.
+
+use std::fmt;
+use std::net::Ipv6Addr;
+
+use crate::net::addr::{self, Addr};
+
+/// An IPv6 prefix ("2001:db8:1::/48"): the workspace's one prefix type, from `proto`.
+pub use proto::prefix::Ipv6Prefix;
+
+/// One DPDK port as the pipeline sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortInfo {
+    pub name: String,
+    pub mac: [u8; 6],
+    /// The router's own global addresses on this link. Its EUI-64 link-local address
+    /// (derived from `mac`) is implied and is also the router's own.
+    pub addresses: Vec<Ipv6Addr>,
+}
+
+impl PortInfo {
+    /// The implied EUI-64 link-local address of the port.
+    pub fn link_local(&self) -> Ipv6Addr {
+        addr::to_std(addr::link_local_eui64(self.mac))
+    }
+}
+
+/// One upstream provider.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IspInfo {
+    pub name: String,
+    /// Index into [`Site::ports`].
+    pub port: usize,
+    /// The prefix this ISP delegated to the site (PA); it accepts only these sources.
+    pub prefix: Ipv6Prefix,
+    /// The ISP router the site sends through.
+    pub next_hop: Ipv6Addr,
+    /// A static MAC for the next hop; when `None` it is resolved by Neighbor Discovery.
+    pub next_hop_mac: Option<[u8; 6]>,
+    pub admin_up: bool,
+}
+
+/// The whole site: ports, which one faces the LAN, the ISPs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Site {
+    pub ports: Vec<PortInfo>,
+    pub lan_port: usize,
+    pub isps: Vec<IspInfo>,
+    /// Token-bucket rate (and burst) of the ICMPv6 errors one worker sends.
+    pub icmp_errors_per_sec: u32,
+    /// Drop IPv4 and ARP (true), or bridge them unchanged between the LAN port and the
+    /// first usable ISP's port (false; a bump-in-the-wire deployment).
+    pub drop_ipv4: bool,
+}
+
+/// What is wrong with a [`Site`]. The pipeline never panics on a bad site (it drops what a
+/// missing port would have carried), but the io layer should refuse to start with one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SiteError {
+    NoPorts,
+    LanPortOutOfRange(usize),
+    IspPortOutOfRange {
+        isp: String,
+        port: usize,
+    },
+    IspOnLanPort {
+        isp: String,
+    },
+    DuplicateIspName(String),
+    OverlappingPrefixes {
+        a: String,
+        b: String,
+    },
+    /// More ports or ISPs than the pipeline indexes (255).
+    TooMany,
+}
+
+impl fmt::Display for SiteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SiteError::NoPorts => write!(f, "the site has no ports"),
+            SiteError::LanPortOutOfRange(p) => write!(f, "lan_port {p} is not a port index"),
+            SiteError::IspPortOutOfRange { isp, port } => {
+                write!(f, "ISP {isp}: port {port} is not a port index")
+            }
+            SiteError::IspOnLanPort { isp } => write!(f, "ISP {isp} is on the LAN port"),
+            SiteError::DuplicateIspName(n) => write!(f, "ISP name {n} is used twice"),
+            SiteError::OverlappingPrefixes { a, b } => {
+                write!(f, "the prefixes of ISPs {a} and {b} overlap")
+            }
+            SiteError::TooMany => write!(f, "more than 255 ports or ISPs"),
+        }
+    }
+}
+
+impl std::error::Error for SiteError {}
+
+impl Site {
+    /// Checks the references between ports and ISPs.
+    pub fn validate(&self) -> Result<(), SiteError> {
+        if self.ports.is_empty() {
+            return Err(SiteError::NoPorts);
+        }
+        if self.ports.len() > 255 || self.isps.len() > 255 {
+            return Err(SiteError::TooMany);
+        }
+        if self.lan_port >= self.ports.len() {
+            return Err(SiteError::LanPortOutOfRange(self.lan_port));
+        }
+        for (i, isp) in self.isps.iter().enumerate() {
+            if isp.port >= self.ports.len() {
+                return Err(SiteError::IspPortOutOfRange {
+                    isp: isp.name.clone(),
+                    port: isp.port,
+                });
+            }
+            if isp.port == self.lan_port {
+                return Err(SiteError::IspOnLanPort {
+                    isp: isp.name.clone(),
+                });
+            }
+            for other in &self.isps[..i] {
+                if other.name == isp.name {
+                    return Err(SiteError::DuplicateIspName(isp.name.clone()));
+                }
+                if other.prefix.overlaps(&isp.prefix) {
+                    return Err(SiteError::OverlappingPrefixes {
+                        a: other.name.clone(),
+                        b: isp.name.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A prefix as the data path tests it: one mask and compare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Masked {
+    pub net: Addr,
+    pub mask: Addr,
+    pub len: u8,
+}
+
+impl Masked {
+    pub fn new(p: &Ipv6Prefix) -> Masked {
+        let len = p.len().min(128);
+        let mask = if len == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(len))
+        };
+        Masked {
+            net: addr::from_std(&p.network()) & mask,
+            mask,
+            len,
+        }
+    }
+
+    #[inline]
+    pub fn contains(&self, a: Addr) -> bool {
+        a & self.mask == self.net
+    }
+}
+
+/// What a port is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Lan,
+    Isp,
+    /// Neither: everything received on it is dropped.
+    Unused,
+}
+
+/// A port, compiled.
+#[derive(Clone, Debug)]
+pub struct PortTable {
+    pub mac: [u8; 6],
+    pub link_local: Addr,
+    pub addrs: Vec<Addr>,
+    pub role: Role,
+}
+
+impl PortTable {
+    /// Whether `a` is one of the router's addresses on this link (link-local included).
+    #[inline]
+    pub fn is_own(&self, a: Addr) -> bool {
+        a == self.link_local || self.addrs.contains(&a)
+    }
+}
+
+/// An ISP, compiled, with the state the control thread changes between bursts.
+#[derive(Clone, Debug)]
+pub struct IspState {
+    /// `None` when the configured port does not exist (the ISP is then never usable).
+    pub port: Option<usize>,
+    pub prefix: Masked,
+    pub next_hop: Addr,
+    pub static_mac: Option<[u8; 6]>,
+    pub admin_up: bool,
+    pub link_up: bool,
+}
+
+impl IspState {
+    #[inline]
+    pub fn usable(&self) -> bool {
+        self.admin_up && self.link_up && self.port.is_some()
+    }
+}
+
+/// The per-worker compiled site: everything the stages look up, as plain arrays (a site has
+/// a handful of ports, ISPs and addresses, so a linear scan beats any hash).
+#[derive(Clone, Debug)]
+pub struct SiteTables {
+    pub ports: Vec<PortTable>,
+    pub isps: Vec<IspState>,
+    /// Every global address of the router, on any port.
+    pub own_global: Vec<Addr>,
+    pub lan_port: Option<usize>,
+    pub drop_ipv4: bool,
+}
+
+impl SiteTables {
+    pub fn new(site: &Site) -> SiteTables {
+        let lan_port = (site.lan_port < site.ports.len()).then_some(site.lan_port);
+        let ports = site
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| PortTable {
+                mac: p.mac,
+                link_local: addr::link_local_eui64(p.mac),
+                addrs: p.addresses.iter().map(addr::from_std).collect(),
+                role: if Some(i) == lan_port {
+                    Role::Lan
+                } else if site.isps.iter().any(|s| s.port == i) {
+                    Role::Isp
+                } else {
+                    Role::Unused
+                },
+            })
+            .collect();
+        let isps = site
+            .isps
+            .iter()
+            .map(|s| IspState {
+                port: (s.port < site.ports.len() && Some(s.port) != lan_port).then_some(s.port),
+                prefix: Masked::new(&s.prefix),
+                next_hop: addr::from_std(&s.next_hop),
+                static_mac: s.next_hop_mac,
+                admin_up: s.admin_up,
+                link_up: true,
+            })
+            .collect();
+        let own_global = site
+            .ports
+            .iter()
+            .flat_map(|p| p.addresses.iter().map(addr::from_std))
+            .collect();
+        SiteTables {
+            ports,
+            isps,
+            own_global,
+            lan_port,
+            drop_ipv4: site.drop_ipv4,
+        }
+    }
+
+    /// Whether `a` is inside one of the site's prefixes (the ISPs' delegations).
+    #[inline]
+    pub fn in_site(&self, a: Addr) -> bool {
+        self.isps.iter().any(|s| s.prefix.contains(a))
+    }
+
+    /// The ISP whose prefix holds `a` (longest match, should prefixes nest).
+    #[inline]
+    pub fn isp_owning(&self, a: Addr) -> Option<usize> {
+        let mut best: Option<(usize, u8)> = None;
+        for (i, s) in self.isps.iter().enumerate() {
+            let longer = match best {
+                Some((_, len)) => s.prefix.len > len,
+                None => true,
+            };
+            if longer && s.prefix.contains(a) {
+                best = Some((i, s.prefix.len));
+            }
+        }
+        best.map(|(i, _)| i)
+    }
+
+    /// Whether `a` is the router's own address as seen from `port`: any global address of
+    /// the router, or the link-local address of that port.
+    #[inline]
+    pub fn is_own(&self, port: &PortTable, a: Addr) -> bool {
+        a == port.link_local || self.own_global.contains(&a)
+    }
+
+    /// The first ISP that could carry traffic now (for bridged IPv4).
+    pub fn first_usable_isp_port(&self) -> Option<usize> {
+        self.isps.iter().find(|s| s.usable()).and_then(|s| s.port)
+    }
+
+    /// The router's address to send from on `port` toward `peer`: a global address on that
+    /// port in the same /64 as `peer`, then one in the same ISP prefix as `peer`, then the
+    /// port's first global address, then (for ports without global addresses, i.e. an ISP
+    /// uplink) a router address inside the prefix of an ISP on that port, then the port's
+    /// link-local address.
+    pub fn source_for(&self, port: usize, peer: Addr) -> Option<Addr> {
+        let p = self.ports.get(port)?;
+        const SUBNET: u128 = u128::MAX << 64;
+        if let Some(a) = p.addrs.iter().find(|a| (*a ^ peer) & SUBNET == 0) {
+            return Some(*a);
+        }
+        if let Some(isp) = self.isp_owning(peer).and_then(|i| self.isps.get(i)) {
+            if let Some(a) = p.addrs.iter().find(|a| isp.prefix.contains(**a)) {
+                return Some(*a);
+            }
+        }
+        if let Some(a) = p.addrs.first() {
+            return Some(*a);
+        }
+        for isp in self.isps.iter().filter(|s| s.port == Some(port)) {
+            if let Some(a) = self.own_global.iter().find(|a| isp.prefix.contains(**a)) {
+                return Some(*a);
+            }
+        }
+        Some(p.link_local)
+    }
+
+    /// The router's address to solicit `target` from on `port`: a global address of that
+    /// port in the same /64 as the target, else the port's link-local address.
+    pub fn ns_source_for(&self, port: usize, target: Addr) -> Option<Addr> {
+        let p = self.ports.get(port)?;
+        const SUBNET: u128 = u128::MAX << 64;
+        Some(
+            p.addrs
+                .iter()
+                .find(|a| (*a ^ target) & SUBNET == 0)
+                .copied()
+                .unwrap_or(p.link_local),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testpkt::two_isp_site;
+
+    fn a(s: &str) -> Addr {
+        addr::from_std(&s.parse().unwrap())
+    }
+
+    #[test]
+    fn validate_catches_bad_references() {
+        let good = two_isp_site();
+        assert_eq!(good.validate(), Ok(()));
+        let mut s = good.clone();
+        s.lan_port = 3;
+        assert_eq!(s.validate(), Err(SiteError::LanPortOutOfRange(3)));
+        let mut s = good.clone();
+        s.isps[1].port = 9;
+        assert!(matches!(
+            s.validate(),
+            Err(SiteError::IspPortOutOfRange { .. })
+        ));
+        let mut s = good.clone();
+        s.isps[1].port = 0;
+        assert!(matches!(s.validate(), Err(SiteError::IspOnLanPort { .. })));
+        let mut s = good.clone();
+        s.isps[1].prefix = "2001:db8::/32".parse().unwrap();
+        assert!(matches!(
+            s.validate(),
+            Err(SiteError::OverlappingPrefixes { .. })
+        ));
+        let mut s = good;
+        s.isps[1].name = "isp1".into();
+        assert!(matches!(s.validate(), Err(SiteError::DuplicateIspName(_))));
+    }
+
+    #[test]
+    fn tables_roles_and_lookups() {
+        let t = SiteTables::new(&two_isp_site());
+        assert_eq!(t.ports[0].role, Role::Lan);
+        assert_eq!(t.ports[2].role, Role::Isp);
+        assert_eq!(t.isp_owning(a("2001:db8:1:5::9")), Some(0));
+        assert_eq!(t.isp_owning(a("2001:db8:2::9")), Some(1));
+        assert_eq!(t.isp_owning(a("fd00::1")), None);
+        assert!(t.in_site(a("2001:db8:2::9")));
+        assert!(t.is_own(&t.ports[2], a("2001:db8:1:1::1")));
+        assert!(t.is_own(&t.ports[0], a("fe80::ff:fe00:1")));
+        assert!(!t.is_own(&t.ports[1], a("fe80::ff:fe00:1")));
+    }
+
+    #[test]
+    fn error_source_selection() {
+        let t = SiteTables::new(&two_isp_site());
+        // Same ISP prefix as the host: the PA2 address, though it is second.
+        assert_eq!(
+            t.source_for(0, a("2001:db8:2:7::5")),
+            Some(a("2001:db8:2:1::1"))
+        );
+        // Same /64.
+        assert_eq!(
+            t.source_for(0, a("2001:db8:1:1::5")),
+            Some(a("2001:db8:1:1::1"))
+        );
+        // Outside every prefix: the first.
+        assert_eq!(t.source_for(0, a("fd00::5")), Some(a("2001:db8:1:1::1")));
+        // An uplink without addresses: the router's address in that ISP's prefix.
+        assert_eq!(
+            t.source_for(2, a("2001:db8:99::1")),
+            Some(a("2001:db8:2:1::1"))
+        );
+        assert_eq!(
+            t.ns_source_for(1, a("fe80::1")),
+            Some(addr::link_local_eui64([2, 0, 0, 0, 0, 2]))
+        );
+        assert_eq!(
+            t.ns_source_for(1, a("2001:db8:ff01::1")),
+            Some(a("2001:db8:ff01::2"))
+        );
+        assert_eq!(t.source_for(7, 0), None);
+    }
+
+    #[test]
+    fn link_local_is_eui64() {
+        let s = two_isp_site();
+        assert_eq!(
+            s.ports[0].link_local(),
+            "fe80::ff:fe00:1".parse::<Ipv6Addr>().unwrap()
+        );
+    }
+}
