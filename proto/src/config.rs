@@ -29,7 +29,13 @@ impl fmt::Display for ConfigError {
         if self.field.is_empty() {
             write!(f, "{}: {}", self.file.display(), self.message)
         } else {
-            write!(f, "{}: {}: {}", self.file.display(), self.field, self.message)
+            write!(
+                f,
+                "{}: {}: {}",
+                self.file.display(),
+                self.field,
+                self.message
+            )
         }
     }
 }
@@ -271,7 +277,12 @@ impl DataplaneConfig {
 
     /// Number of RX queues each port gets: one per `workers[].rx` entry naming it.
     pub fn rx_queue_count(&self, port: usize) -> u16 {
-        let n = self.workers.iter().flat_map(|w| &w.rx).filter(|q| q.port == port).count();
+        let n = self
+            .workers
+            .iter()
+            .flat_map(|w| &w.rx)
+            .filter(|q| q.port == port)
+            .count();
         u16::try_from(n).unwrap_or(u16::MAX)
     }
 
@@ -284,7 +295,10 @@ impl DataplaneConfig {
 
         // ports
         if raw.ports.is_empty() {
-            return Err(err("ports".into(), "expected at least one port, found none".into()));
+            return Err(err(
+                "ports".into(),
+                "expected at least one port, found none".into(),
+            ));
         }
         let mut port_index: HashMap<&str, usize> = HashMap::new();
         let mut ports = Vec::with_capacity(raw.ports.len());
@@ -302,7 +316,10 @@ impl DataplaneConfig {
             if !seen_devices.insert(device.port_name().to_string()) {
                 return Err(err(
                     field("device"),
-                    format!("expected each device once, found {:?} twice", device.port_name()),
+                    format!(
+                        "expected each device once, found {:?} twice",
+                        device.port_name()
+                    ),
                 ));
             }
             if matches!(device, Device::Pci(_)) && raw.eal.args.iter().any(|a| a == "--no-pci") {
@@ -316,7 +333,8 @@ impl DataplaneConfig {
             }
             let mut addresses = Vec::with_capacity(p.addresses.len());
             for (j, a) in p.addresses.iter().enumerate() {
-                let addr = parse_unicast(a).map_err(|m| err(field(&format!("addresses[{j}]")), m))?;
+                let addr =
+                    parse_unicast(a).map_err(|m| err(field(&format!("addresses[{j}]")), m))?;
                 addresses.push(addr);
             }
             ports.push(PortConfig {
@@ -333,7 +351,11 @@ impl DataplaneConfig {
                     field,
                     format!(
                         "expected one of the ports ({}), found unknown port {name:?}",
-                        raw.ports.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+                        raw.ports
+                            .iter()
+                            .map(|p| p.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 )
             })
@@ -343,7 +365,10 @@ impl DataplaneConfig {
 
         // isps
         if raw.isps.is_empty() {
-            return Err(err("isps".into(), "expected at least one ISP, found none".into()));
+            return Err(err(
+                "isps".into(),
+                "expected at least one ISP, found none".into(),
+            ));
         }
         let mut isps: Vec<IspConfig> = Vec::with_capacity(raw.isps.len());
         for (i, s) in raw.isps.iter().enumerate() {
@@ -352,7 +377,10 @@ impl DataplaneConfig {
             if let Some(j) = raw.isps[..i].iter().position(|o| o.name == s.name) {
                 return Err(err(
                     field("name"),
-                    format!("expected a unique ISP name, found {:?} again (isps[{j}])", s.name),
+                    format!(
+                        "expected a unique ISP name, found {:?} again (isps[{j}])",
+                        s.name
+                    ),
                 ));
             }
             let port = lookup_port(field("port"), &s.port)?;
@@ -363,15 +391,28 @@ impl DataplaneConfig {
                 ));
             }
             let prefix: Ipv6Prefix = s.prefix.parse().map_err(|e| {
-                err(field("prefix"), format!("expected an IPv6 prefix like 2001:db8:1::/48, found {:?} ({e})", s.prefix))
+                err(
+                    field("prefix"),
+                    format!(
+                        "expected an IPv6 prefix like 2001:db8:1::/48, found {:?} ({e})",
+                        s.prefix
+                    ),
+                )
             })?;
             if prefix.len() == 0 || prefix.len() > 64 {
                 return Err(err(
                     field("prefix"),
-                    format!("expected a delegated prefix of length 1 to 64, found /{}", prefix.len()),
+                    format!(
+                        "expected a delegated prefix of length 1 to 64, found /{}",
+                        prefix.len()
+                    ),
                 ));
             }
-            if let Some((j, other)) = isps.iter().enumerate().find(|(_, o)| o.prefix.overlaps(&prefix)) {
+            if let Some((j, other)) = isps
+                .iter()
+                .enumerate()
+                .find(|(_, o)| o.prefix.overlaps(&prefix))
+            {
                 return Err(err(
                     field("prefix"),
                     format!(
@@ -389,7 +430,10 @@ impl DataplaneConfig {
                 None | Some("up") => true,
                 Some("down") => false,
                 Some(other) => {
-                    return Err(err(field("admin"), format!("expected up or down, found {other:?}")))
+                    return Err(err(
+                        field("admin"),
+                        format!("expected up or down, found {other:?}"),
+                    ))
                 }
             };
             isps.push(IspConfig {
@@ -404,7 +448,10 @@ impl DataplaneConfig {
 
         // workers and their RX queues
         if raw.workers.is_empty() {
-            return Err(err("workers".into(), "expected at least one worker, found none".into()));
+            return Err(err(
+                "workers".into(),
+                "expected at least one worker, found none".into(),
+            ));
         }
         let mut workers = Vec::with_capacity(raw.workers.len());
         let mut lcores = HashSet::new();
@@ -413,7 +460,10 @@ impl DataplaneConfig {
             if !lcores.insert(w.lcore) {
                 return Err(err(
                     format!("workers[{i}].lcore"),
-                    format!("expected one worker per lcore, found lcore {} twice", w.lcore),
+                    format!(
+                        "expected one worker per lcore, found lcore {} twice",
+                        w.lcore
+                    ),
                 ));
             }
             let mut rx = Vec::with_capacity(w.rx.len());
@@ -430,7 +480,10 @@ impl DataplaneConfig {
                     ));
                 }
                 queues_of_port[port].push(q.queue);
-                rx.push(RxQueueConfig { port, queue: q.queue });
+                rx.push(RxQueueConfig {
+                    port,
+                    queue: q.queue,
+                });
             }
             workers.push(WorkerConfig { lcore: w.lcore, rx });
         }
@@ -460,7 +513,9 @@ impl DataplaneConfig {
         }
 
         let polling = match &raw.polling {
-            None => PollingMode::Adaptive { max_idle_sleep_us: DEFAULT_MAX_IDLE_SLEEP_US },
+            None => PollingMode::Adaptive {
+                max_idle_sleep_us: DEFAULT_MAX_IDLE_SLEEP_US,
+            },
             Some(p) => match p.mode.as_str() {
                 "busy" => PollingMode::Busy,
                 "adaptive" => PollingMode::Adaptive {
@@ -526,7 +581,9 @@ impl DataplaneConfig {
             workers,
             polling,
             neighbors,
-            icmp_errors_per_sec: raw.icmp_errors_per_sec.unwrap_or(DEFAULT_ICMP_ERRORS_PER_SEC),
+            icmp_errors_per_sec: raw
+                .icmp_errors_per_sec
+                .unwrap_or(DEFAULT_ICMP_ERRORS_PER_SEC),
             drop_ipv4,
         })
     }
@@ -540,23 +597,32 @@ fn yaml_error(file: &Path, e: &serde_yaml::Error) -> ConfigError {
         Some((path, rest)) if looks_like_path(path) => (path.to_string(), rest.to_string()),
         _ => (String::new(), text.clone()),
     };
-    ConfigError { file: file.to_path_buf(), field, message }
+    ConfigError {
+        file: file.to_path_buf(),
+        field,
+        message,
+    }
 }
 
 fn looks_like_path(s: &str) -> bool {
     !s.is_empty()
         && !s.contains(' ')
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "_.[]-".contains(c))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.[]-".contains(c))
 }
 
 fn check_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 32
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if ok {
         Ok(())
     } else {
-        Err(format!("expected 1 to 32 letters, digits, '-' or '_', found {name:?}"))
+        Err(format!(
+            "expected 1 to 32 letters, digits, '-' or '_', found {name:?}"
+        ))
     }
 }
 
@@ -588,8 +654,10 @@ fn is_pci_address(s: &str) -> bool {
 }
 
 fn parse_unicast(s: &str) -> Result<Ipv6Addr, String> {
-    let addr: Ipv6Addr =
-        s.trim().parse().map_err(|_| format!("expected an IPv6 address, found {s:?}"))?;
+    let addr: Ipv6Addr = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected an IPv6 address, found {s:?}"))?;
     if addr.is_multicast() || addr.is_unspecified() || addr.is_loopback() {
         return Err(format!("expected a unicast IPv6 address, found {addr}"));
     }
@@ -644,7 +712,9 @@ polling: { mode: adaptive, max_idle_sleep_us: 50 }
     }
 
     fn refusal(text: &str) -> String {
-        load(text).expect_err("config should be refused").to_string()
+        load(text)
+            .expect_err("config should be refused")
+            .to_string()
     }
 
     #[test]
@@ -654,7 +724,12 @@ polling: { mode: adaptive, max_idle_sleep_us: 50 }
         assert_eq!(c.isps[1].port, 2);
         assert!(!c.isps[1].admin_up);
         assert_eq!(c.isps[1].next_hop_mac, Some([2, 0, 0, 0, 2, 1]));
-        assert_eq!(c.polling, PollingMode::Adaptive { max_idle_sleep_us: 50 });
+        assert_eq!(
+            c.polling,
+            PollingMode::Adaptive {
+                max_idle_sleep_us: 50
+            }
+        );
         assert_eq!(c.rx_queue_count(1), 1);
         assert_eq!(c.ports[0].device.af_packet_iface(), Some("lan"));
         assert_eq!(c.ports[0].device.port_name(), "net_af_packet0");
@@ -665,40 +740,84 @@ polling: { mode: adaptive, max_idle_sleep_us: 50 }
     #[test]
     fn unknown_port_is_named() {
         let msg = refusal(&GOOD.replace("port: isp2, prefix", "port: isp9, prefix"));
-        assert!(msg.starts_with("site.yaml: isps[1].port: expected one of the ports"), "{msg}");
+        assert!(
+            msg.starts_with("site.yaml: isps[1].port: expected one of the ports"),
+            "{msg}"
+        );
         assert!(msg.contains("\"isp9\""), "{msg}");
     }
 
     #[test]
     fn overlapping_prefix_is_named() {
         let msg = refusal(&GOOD.replace("2001:db8:2::/48", "2001:db8:1:8000::/49"));
-        assert!(msg.starts_with("site.yaml: isps[1].prefix: expected a prefix disjoint"), "{msg}");
+        assert!(
+            msg.starts_with("site.yaml: isps[1].prefix: expected a prefix disjoint"),
+            "{msg}"
+        );
         assert!(msg.contains("isps[0].prefix 2001:db8:1::/48"), "{msg}");
     }
 
     #[test]
     fn missing_field_is_named() {
         let msg = refusal(&GOOD.replace(", next_hop: \"2001:db8:ff01::1\"", ""));
-        assert!(msg.starts_with("site.yaml: isps[0]: missing field `next_hop`"), "{msg}");
+        assert!(
+            msg.starts_with("site.yaml: isps[0]: missing field `next_hop`"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn unknown_field_is_named() {
         let msg = refusal(&GOOD.replace("lan_port: lan", "lan_port: lan\nlan_prot: lan"));
-        assert!(msg.starts_with("site.yaml: unknown field `lan_prot`"), "{msg}");
+        assert!(
+            msg.starts_with("site.yaml: unknown field `lan_prot`"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn bad_values_say_what_was_expected() {
         let cases = [
-            ("2001:db8:1::/48", "2001:db8:1::1/48", "isps[0].prefix: expected an IPv6 prefix"),
-            ("\"2001:db8:ff01::2\"", "\"ff02::1\"", "ports[1].addresses[0]: expected a unicast"),
-            ("02:00:00:00:02:01", "02:00:00:00:02", "isps[1].next_hop_mac: expected a MAC"),
-            ("admin: down", "admin: sideways", "isps[1].admin: expected up or down"),
-            ("mode: adaptive", "mode: lazy", "polling.mode: expected busy or adaptive"),
-            ("net_af_packet1,iface=isp1", "eth1", "ports[1].device: expected a PCI address"),
-            ("lan_port: lan", "lan_port: wan", "lan_port: expected one of the ports"),
-            ("{ port: isp2, queue: 0 }", "{ port: isp1, queue: 0 }", "expected each RX queue"),
+            (
+                "2001:db8:1::/48",
+                "2001:db8:1::1/48",
+                "isps[0].prefix: expected an IPv6 prefix",
+            ),
+            (
+                "\"2001:db8:ff01::2\"",
+                "\"ff02::1\"",
+                "ports[1].addresses[0]: expected a unicast",
+            ),
+            (
+                "02:00:00:00:02:01",
+                "02:00:00:00:02",
+                "isps[1].next_hop_mac: expected a MAC",
+            ),
+            (
+                "admin: down",
+                "admin: sideways",
+                "isps[1].admin: expected up or down",
+            ),
+            (
+                "mode: adaptive",
+                "mode: lazy",
+                "polling.mode: expected busy or adaptive",
+            ),
+            (
+                "net_af_packet1,iface=isp1",
+                "eth1",
+                "ports[1].device: expected a PCI address",
+            ),
+            (
+                "lan_port: lan",
+                "lan_port: wan",
+                "lan_port: expected one of the ports",
+            ),
+            (
+                "{ port: isp2, queue: 0 }",
+                "{ port: isp1, queue: 0 }",
+                "expected each RX queue",
+            ),
         ];
         for (from, to, want) in cases {
             let text = GOOD.replacen(from, to, 1);
@@ -712,19 +831,28 @@ polling: { mode: adaptive, max_idle_sleep_us: 50 }
     #[test]
     fn pci_device_with_no_pci_is_refused() {
         let msg = refusal(&GOOD.replace("net_af_packet1,iface=isp1", "0000:01:00.0"));
-        assert!(msg.contains("ports[1].device: expected a vdev while eal.args has --no-pci"), "{msg}");
+        assert!(
+            msg.contains("ports[1].device: expected a vdev while eal.args has --no-pci"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn lan_port_as_isp_uplink_is_refused() {
         let msg = refusal(&GOOD.replace("port: isp1, prefix", "port: lan, prefix"));
-        assert!(msg.contains("isps[0].port: expected an uplink port"), "{msg}");
+        assert!(
+            msg.contains("isps[0].port: expected an uplink port"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn unpolled_port_is_refused() {
         let msg = refusal(&GOOD.replace(", { port: isp2, queue: 0 }", ""));
-        assert!(msg.contains("found port \"isp2\" in no workers[].rx"), "{msg}");
+        assert!(
+            msg.contains("found port \"isp2\" in no workers[].rx"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -738,7 +866,9 @@ polling: { mode: adaptive, max_idle_sleep_us: 50 }
     #[test]
     fn unreadable_file_names_the_file() {
         let e = DataplaneConfig::load(Path::new("/nonexistent/m6.yaml")).unwrap_err();
-        assert!(e.to_string().starts_with("/nonexistent/m6.yaml: cannot read the file"));
+        assert!(e
+            .to_string()
+            .starts_with("/nonexistent/m6.yaml: cannot read the file"));
     }
 }
 
@@ -760,6 +890,10 @@ mod example_configs {
                 checked += 1;
             }
         }
-        assert!(checked >= 2, "expected example configs in {}", dir.display());
+        assert!(
+            checked >= 2,
+            "expected example configs in {}",
+            dir.display()
+        );
     }
 }

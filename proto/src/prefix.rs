@@ -119,10 +119,22 @@ mod tests {
 
     #[test]
     fn refuses_bad_text() {
-        assert_eq!("2001:db8::".parse::<Ipv6Prefix>(), Err(PrefixError::MissingSlash));
-        assert_eq!("2001:zz::/48".parse::<Ipv6Prefix>(), Err(PrefixError::BadAddress));
-        assert_eq!("2001:db8::/129".parse::<Ipv6Prefix>(), Err(PrefixError::BadLength));
-        assert_eq!("2001:db8::1/48".parse::<Ipv6Prefix>(), Err(PrefixError::HostBitsSet));
+        assert_eq!(
+            "2001:db8::".parse::<Ipv6Prefix>(),
+            Err(PrefixError::MissingSlash)
+        );
+        assert_eq!(
+            "2001:zz::/48".parse::<Ipv6Prefix>(),
+            Err(PrefixError::BadAddress)
+        );
+        assert_eq!(
+            "2001:db8::/129".parse::<Ipv6Prefix>(),
+            Err(PrefixError::BadLength)
+        );
+        assert_eq!(
+            "2001:db8::1/48".parse::<Ipv6Prefix>(),
+            Err(PrefixError::HostBitsSet)
+        );
     }
 
     #[test]
@@ -140,6 +152,9 @@ mod tests {
     fn rewrites_prefix_keeping_interface_id() {
         let pa2 = p("2001:db8:2::/48");
         let a: Ipv6Addr = "2001:db8:1:7::42".parse().unwrap();
-        assert_eq!(pa2.with_host_bits_of(&a), "2001:db8:2:7::42".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            pa2.with_host_bits_of(&a),
+            "2001:db8:2:7::42".parse::<Ipv6Addr>().unwrap()
+        );
     }
 }
