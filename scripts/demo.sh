@@ -195,8 +195,18 @@ rc=0
 wait "$dp_pid" || rc=$?
 dp_pid=
 [ "$rc" -eq 0 ] || fail "m6-dataplane exited with status $rc"
-say "Per-ISP packet counts as the router counted them:"
-grep -E '^counter (isp\.|icmp\.unreachable_sent|drop\.isp_down)' "$dp_out" | show || true
+say "Per-ISP packet counts as the router counted them (its \"counter isp.<name>.*\" lines):"
+awk '$1 == "counter" { c[$2] = $3 }
+    END {
+        printf "     %-6s %26s %26s\n", "", "sent to the ISP", "received from the ISP"
+        for (i = 1; i <= 2; i++) {
+            p = "isp.isp" i "."
+            printf "     ISP%-3d %12d pkts %7.1f MB %12d pkts %7.1f MB\n", i,
+                c[p "tx_packets"], c[p "tx_bytes"] / 1e6, c[p "rx_packets"], c[p "rx_bytes"] / 1e6
+        }
+    }' "$dp_out"
+say "ICMPv6 errors and drops for a down ISP:"
+grep -E '^counter (icmp\.unreachable_sent|drop\.isp_)' "$dp_out" | show || true
 tx1=$(awk '$1 == "counter" && $2 == "isp.isp1.tx_packets" { print $3 }' "$dp_out")
 tx2=$(awk '$1 == "counter" && $2 == "isp.isp2.tx_packets" { print $3 }' "$dp_out")
 un=$(awk '$1 == "counter" && $2 == "icmp.unreachable_sent" { print $3 }' "$dp_out")
