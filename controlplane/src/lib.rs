@@ -1,2 +1,6 @@
 //! M6 control plane: sans-I/O signaling engine, DNS verification, health and metrics.
 #![deny(unsafe_code)]
+
+pub mod dns;
+pub mod engine;
+pub mod storage;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Sender};
 use dataplane::io::{run_worker, ControlMsg, IoCounters, WorkerPlan};
-use dataplane::{Counters, IspInfo, Pipeline, PortInfo, Site};
+use dataplane::{Counters, Pipeline, PortInfo, Site};
 use dpdk_bindings::{Eal, Mempool, Port, PortConfig};
 use proto::config::DataplaneConfig;
 
@@ -149,18 +149,7 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
     let site = Site {
         ports: port_infos,
         lan_port: config.lan_port,
-        isps: config
-            .isps
-            .iter()
-            .map(|i| IspInfo {
-                name: i.name.clone(),
-                port: i.port,
-                prefix: i.prefix,
-                next_hop: i.next_hop,
-                next_hop_mac: i.next_hop_mac,
-                admin_up: i.admin_up,
-            })
-            .collect(),
+        isps: config.isps.clone(),
         icmp_errors_per_sec: config.icmp_errors_per_sec,
         drop_ipv4: config.drop_ipv4,
     };

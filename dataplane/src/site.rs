@@ -9,6 +9,9 @@ use crate::net::addr::{self, Addr};
 /// An IPv6 prefix ("2001:db8:1::/48"): the workspace's one prefix type, from `proto`.
 pub use proto::prefix::Ipv6Prefix;
 
+/// One upstream provider: the configuration's type, from `proto`, used as it is.
+pub use proto::config::IspConfig as IspInfo;
+
 /// One DPDK port as the pipeline sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PortInfo {
@@ -24,21 +27,6 @@ impl PortInfo {
     pub fn link_local(&self) -> Ipv6Addr {
         addr::to_std(addr::link_local_eui64(self.mac))
     }
-}
-
-/// One upstream provider.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IspInfo {
-    pub name: String,
-    /// Index into [`Site::ports`].
-    pub port: usize,
-    /// The prefix this ISP delegated to the site (PA); it accepts only these sources.
-    pub prefix: Ipv6Prefix,
-    /// The ISP router the site sends through.
-    pub next_hop: Ipv6Addr,
-    /// A static MAC for the next hop; when `None` it is resolved by Neighbor Discovery.
-    pub next_hop_mac: Option<[u8; 6]>,
-    pub admin_up: bool,
 }
 
 /// The whole site: ports, which one faces the LAN, the ISPs.

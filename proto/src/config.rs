@@ -180,14 +180,18 @@ pub struct PortConfig {
     pub tx_desc: u16,
 }
 
+/// One upstream provider. The dataplane uses this type as it is (`dataplane::IspInfo`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IspConfig {
     pub name: String,
-    /// Index into [`DataplaneConfig::ports`].
+    /// Index into [`DataplaneConfig::ports`] (and so into the dataplane's `Site::ports`,
+    /// which lists the ports in the same order).
     pub port: usize,
-    /// The prefix this ISP delegated to the site (PA).
+    /// The prefix this ISP delegated to the site (PA); it accepts only these sources.
     pub prefix: Ipv6Prefix,
+    /// The ISP router the site sends through.
     pub next_hop: Ipv6Addr,
+    /// A static MAC for the next hop; when `None` it is resolved by Neighbor Discovery.
     pub next_hop_mac: Option<[u8; 6]>,
     pub admin_up: bool,
 }

@@ -6,12 +6,15 @@
 //! `new_checked`, and every variable-length walk is bounded by the slice it is given.
 
 pub mod addr;
-pub mod checksum;
 pub mod ethernet;
 pub mod ext;
 pub mod icmpv6;
 pub mod ipv6;
 pub mod nd;
+
+/// The Internet checksum with the IPv6 pseudo-header: the workspace's one implementation,
+/// from `proto` (the `&[u8; 16]` entry points [`checksum::compute`] and [`checksum::verify`]).
+pub use proto::wire::checksum;
 
 /// Why a header could not be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

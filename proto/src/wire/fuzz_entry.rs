@@ -173,9 +173,20 @@ pub fn escape(data: &[u8]) {
     }
 }
 
-/// The checksum helpers: a filled checksum verifies, the incremental update equals a full
-/// recomputation. Input: 16 octets old source, 16 new source, then the message.
+/// The checksum helpers: the 8-octets-per-step sum equals a plain 16-bit word sum, a filled
+/// checksum verifies, the incremental update equals a full recomputation. Input: 16 octets
+/// old source, 16 new source, then the message.
 pub fn checksum(data: &[u8]) {
+    let narrow = data.chunks(2).fold(0u32, |s, c| {
+        let w = match c {
+            [a, b] => u16::from_be_bytes([*a, *b]),
+            [a] => u16::from(*a) << 8,
+            _ => 0,
+        };
+        let s = s + u32::from(w);
+        (s & 0xffff) + (s >> 16)
+    });
+    assert_eq!(u32::from(checksum::fold64(checksum::add(0, data))), narrow);
     let (Some(a), Some(b)) = (data.get(..16), data.get(16..32)) else {
         return;
     };

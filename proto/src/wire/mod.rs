@@ -8,7 +8,8 @@
 //!   labels, birthday counter, CC state).
 //! - [`data`]: the data-packet protocol ranges P1/P2 (seed 001 section 6) and the 8-octet
 //!   escape header.
-//! - [`checksum`]: the ICMPv6 (RFC 4443) pseudo-header checksum over plain bytes.
+//! - [`checksum`]: the Internet checksum with the IPv6 pseudo-header (ICMPv6, RFC 4443) over
+//!   plain bytes, also the dataplane's per-packet one.
 //! - [`dns`]: the M6 capability marker in DNS.
 //! - [`consts`]: every protocol constant with its default.
 //! - [`fuzz_entry`]: the bodies of the fuzz targets, callable from stable Rust.

@@ -1,0 +1,495 @@
+//! Discovery and DNS verification (seed 001 sections 3.1, 4.1 step 1, 4.2, 4.5, 5.2, 7.13).
+//!
+//! - Discovery (initiator, and the proxy's first packet, seed 002 section 6 step 4C): PTR of
+//!   AID(peer) -> FQDN, then AAAA + M6 marker of the FQDN. M6 and AID(peer) in the AAAA set:
+//!   the AID is verified (forward + reverse agree) and a context starts with Lsr(peer) = the
+//!   AAAA set. Otherwise the destination is negatively cached (5.2).
+//! - Responder (after the CCR): the same two lookups give FQDN(peer) and Lsr(peer); a
+//!   permanent failure means no FQDN and Lsr(peer) = {AID} (7.13).
+//! - Each other locator of Ls(peer) is verified by its own PTR pointing back at FQDN(peer);
+//!   only then it enters Lsv(peer) and may become a destination.
+//!
+//! Identical lookups in flight are merged; results are cached for their TTL; transient
+//! failures are retried with binary exponential backoff (7.13) until CONTEXT_IDLE_TIME.
+
+use std::collections::HashMap;
+use std::net::Ipv6Addr;
+use std::time::Duration;
+
+use super::context::PeerName;
+use super::dns::{names_contain, normalize_name, DnsAnswer, DnsQuery, DnsQueryId, DnsResult};
+use super::locset::LocSet;
+use super::{Action, DestinationStatus, Engine, HostId, Piggyback, TimerPurpose};
+
+/// Who waits for a lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Waiter {
+    /// Discovery for (host, AID(local), AID(peer)).
+    Discovery((HostId, Ipv6Addr, Ipv6Addr)),
+    /// Responder: PTR of AID(peer) for context id.
+    PeerName(u64),
+    /// Forward lookup of FQDN(peer) for context id.
+    PeerForward(u64),
+    /// PTR of one peer locator for context id.
+    Verify(u64, Ipv6Addr),
+}
+
+#[derive(Debug)]
+struct Inflight {
+    waiters: Vec<Waiter>,
+    first: Duration,
+    backoff: Duration,
+}
+
+/// The engine's DNS bookkeeping.
+#[derive(Debug, Default)]
+pub(crate) struct DnsState {
+    next_id: u64,
+    inflight: HashMap<DnsQuery, Inflight>,
+    by_id: HashMap<DnsQueryId, DnsQuery>,
+    cache: HashMap<DnsQuery, (DnsResult, Duration)>,
+}
+
+impl DnsState {
+    pub(crate) fn expire(&mut self, now: Duration) {
+        self.cache.retain(|_, (_, until)| *until > now);
+    }
+}
+
+/// A discovery in progress.
+#[derive(Debug, Clone)]
+pub(crate) struct Discovery {
+    piggyback: Option<Piggyback>,
+    fqdn: Option<String>,
+}
+
+impl Engine {
+    /// Starts (or joins) a lookup for `waiter`. A cached answer is delivered at once.
+    pub(crate) fn lookup(
+        &mut self,
+        q: DnsQuery,
+        waiter: Waiter,
+        now: Duration,
+        out: &mut Vec<Action>,
+    ) {
+        if let Some((res, until)) = self.dns.cache.get(&q) {
+            if *until > now {
+                let res = res.clone();
+                self.dispatch(waiter, &q, res, now, out);
+                return;
+            }
+        }
+        if let Some(inf) = self.dns.inflight.get_mut(&q) {
+            if !inf.waiters.contains(&waiter) {
+                inf.waiters.push(waiter);
+            }
+            return;
+        }
+        self.dns.inflight.insert(
+            q.clone(),
+            Inflight {
+                waiters: vec![waiter],
+                first: now,
+                backoff: self.cfg.dns_retry_initial,
+            },
+        );
+        self.issue(q, out);
+    }
+
+    fn issue(&mut self, q: DnsQuery, out: &mut Vec<Action>) {
+        self.dns.next_id += 1;
+        let id = DnsQueryId(self.dns.next_id);
+        self.dns.by_id.insert(id, q.clone());
+        out.push(Action::Dns { id, query: q });
+    }
+
+    pub(crate) fn on_dns(
+        &mut self,
+        id: DnsQueryId,
+        result: DnsResult,
+        now: Duration,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(q) = self.dns.by_id.remove(&id) else {
+            return;
+        };
+        let give_up = self.cfg.context_idle_time;
+        if result == DnsResult::Transient {
+            if let Some(inf) = self.dns.inflight.get_mut(&q) {
+                if now < inf.first + give_up {
+                    // 7.13: "redone (using binary exponential backoff until it either
+                    // succeeds or fails with a permanent error)".
+                    let wait = inf.backoff;
+                    inf.backoff = inf.backoff.saturating_mul(2).min(self.cfg.dns_retry_max);
+                    let at = now + self.jittered(wait);
+                    self.arm_timer(TimerPurpose::DnsRetry(q), at, out);
+                    return;
+                }
+            }
+        }
+        let Some(inf) = self.dns.inflight.remove(&q) else {
+            return;
+        };
+        let ttl = match &result {
+            DnsResult::Ok { ttl, .. } => {
+                Some(Duration::from_secs(u64::from(*ttl)).clamp(self.cfg.min_ttl, self.cfg.max_ttl))
+            }
+            DnsResult::Permanent => Some(self.cfg.negative_ttl),
+            DnsResult::Transient => None,
+        };
+        if let Some(ttl) = ttl {
+            self.dns
+                .cache
+                .insert(q.clone(), (result.clone(), now + ttl));
+        }
+        for w in inf.waiters {
+            self.dispatch(w, &q, result.clone(), now, out);
+        }
+    }
+
+    pub(crate) fn dns_retry(&mut self, q: DnsQuery, _now: Duration, out: &mut Vec<Action>) {
+        if self.dns.inflight.contains_key(&q) {
+            self.issue(q, out);
+        }
+    }
+
+    /// Expiry time of a cached answer (for the forward TTL of FQDN(peer)).
+    fn cache_expiry(&self, q: &DnsQuery) -> Option<Duration> {
+        self.dns.cache.get(q).map(|(_, t)| *t)
+    }
+
+    fn dispatch(
+        &mut self,
+        w: Waiter,
+        q: &DnsQuery,
+        res: DnsResult,
+        now: Duration,
+        out: &mut Vec<Action>,
+    ) {
+        match w {
+            Waiter::Discovery(key) => self.discovery_step(key, q, res, now, out),
+            Waiter::PeerName(id) => self.peer_name_result(id, res, now, out),
+            Waiter::PeerForward(id) => self.peer_forward_result(id, q, res, now, out),
+            Waiter::Verify(id, loc) => self.verify_result(id, loc, res, out),
+        }
+    }
+
+    // ------------------------------------------------------------------ discovery
+
+    /// A local host sends to `aid_peer` with no context (4.1 steps 1-3, 5.2; seed 002 6.4).
+    pub(crate) fn start_discovery(
+        &mut self,
+        aid_local: Ipv6Addr,
+        aid_peer: Ipv6Addr,
+        piggyback: Option<Piggyback>,
+        now: Duration,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(host) = self.host_of(&aid_local) else {
+            return;
+        };
+        let current = self
+            .hosts
+            .get(host.0 as usize)
+            .is_some_and(|h| h.cfg.locators.contains(&aid_local));
+        if !current || self.shutting_down || self.host_of(&aid_peer).is_some() {
+            return;
+        }
+        let key = (host, aid_local, aid_peer);
+        if self.by_aids.contains_key(&key) || self.discoveries.contains_key(&key) {
+            return;
+        }
+        if let Some(until) = self.negative.get(&aid_peer) {
+            if *until > now {
+                return;
+            }
+        }
+        self.discoveries.insert(
+            key,
+            Discovery {
+                piggyback,
+                fqdn: None,
+            },
+        );
+        out.push(Action::Destination {
+            aid_peer,
+            status: DestinationStatus::Pending,
+        });
+        self.lookup(
+            DnsQuery::Reverse(aid_peer),
+            Waiter::Discovery(key),
+            now,
+            out,
+        );
+    }
+
+    fn discovery_step(
+        &mut self,
+        key: (HostId, Ipv6Addr, Ipv6Addr),
+        q: &DnsQuery,
+        res: DnsResult,
+        now: Duration,
+        out: &mut Vec<Action>,
+    ) {
+        let (host, aid_local, aid_peer) = key;
+        if !self.discoveries.contains_key(&key) {
+            return;
+        }
+        match (q, res) {
+            (
+                DnsQuery::Reverse(_),
+                DnsResult::Ok {
+                    answer: DnsAnswer::Reverse { names },
+                    ..
+                },
+            ) if !names.is_empty() => {
+                // Several PTR names (16.2 "virtual hosting"): the first is used.
+                let fqdn = names.first().map(|n| normalize_name(n)).unwrap_or_default();
+                if let Some(d) = self.discoveries.get_mut(&key) {
+                    d.fqdn = Some(fqdn.clone());
+                }
+                self.lookup(DnsQuery::Forward(fqdn), Waiter::Discovery(key), now, out);
+            }
+            (
+                DnsQuery::Forward(_),
+                DnsResult::Ok {
+                    answer: DnsAnswer::Forward { addrs, m6 },
+                    ..
+                },
+            ) if m6 && addrs.contains(&aid_peer) => {
+                let Some(d) = self.discoveries.remove(&key) else {
+                    return;
+                };
+                let expires = self.cache_expiry(q);
+                // PTR(AID) named the FQDN and the FQDN lists the AID: verified (3.1).
+                let lsr = LocSet::from_slice(&addrs);
+                self.start_initiator(
+                    host,
+                    aid_local,
+                    aid_peer,
+                    lsr,
+                    d.fqdn,
+                    expires,
+                    true,
+                    d.piggyback,
+                    now,
+                    out,
+                );
+            }
+            (_, res) => {
+                // Not M6, inconsistent DNS or a failure: plain IPv6, cached negatively for
+                // the TTL of the answer (5.2 "negative caching").
+                self.discoveries.remove(&key);
+                let ttl = match res {
+                    DnsResult::Ok { ttl, .. } => Duration::from_secs(u64::from(ttl))
+                        .clamp(self.cfg.min_ttl, self.cfg.max_ttl),
+                    _ => self.cfg.negative_ttl,
+                };
+                let until = now + ttl;
+                self.negative.insert(aid_peer, until);
+                out.push(Action::Destination {
+                    aid_peer,
+                    status: DestinationStatus::NotM6 { until },
+                });
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ responder lookups
+
+    /// 7.5 / 4.1 step 7: the responder looks up FQDN(peer) from AID(peer).
+    pub(crate) fn start_peer_lookup(&mut self, id: u64, now: Duration, out: &mut Vec<Action>) {
+        let Some(ctx) = self.contexts.get_mut(&id) else {
+            return;
+        };
+        if ctx.peer_name != PeerName::Unknown {
+            return;
+        }
+        ctx.peer_name = PeerName::Pending;
+        let aid = ctx.aid_peer;
+        self.lookup(DnsQuery::Reverse(aid), Waiter::PeerName(id), now, out);
+    }
+
+    fn peer_name_result(&mut self, id: u64, res: DnsResult, now: Duration, out: &mut Vec<Action>) {
+        let Some(ctx) = self.contexts.get_mut(&id) else {
+            return;
+        };
+        if ctx.peer_name != PeerName::Pending {
+            return;
+        }
+        match res {
+            DnsResult::Ok {
+                answer: DnsAnswer::Reverse { names },
+                ..
+            } if !names.is_empty() => {
+                let fqdn = names.first().map(|n| normalize_name(n)).unwrap_or_default();
+                ctx.peer_name = PeerName::Known(fqdn.clone());
+                self.lookup(DnsQuery::Forward(fqdn), Waiter::PeerForward(id), now, out);
+            }
+            DnsResult::Transient => {
+                // Gave up retrying: try again later from scratch.
+                ctx.peer_name = PeerName::Unknown;
+            }
+            _ => {
+                // 7.13: permanent failure on the AID's reverse lookup: no FQDN; Lsr(peer) is
+                // only the AID; we still accept any Lsl(peer) source.
+                ctx.peer_name = PeerName::None;
+                ctx.lsr_peer = Some(LocSet::single(ctx.aid_peer));
+                self.after_lsr_change(id, now, out);
+            }
+        }
+    }
+
+    fn peer_forward_result(
+        &mut self,
+        id: u64,
+        q: &DnsQuery,
+        res: DnsResult,
+        now: Duration,
+        out: &mut Vec<Action>,
+    ) {
+        let expires = self.cache_expiry(q);
+        let max = self.cfg.max_peer_locators;
+        let Some(ctx) = self.contexts.get_mut(&id) else {
+            return;
+        };
+        let PeerName::Known(fqdn) = &ctx.peer_name else {
+            return;
+        };
+        if *q != DnsQuery::Forward(fqdn.clone()) {
+            return;
+        }
+        match res {
+            DnsResult::Ok {
+                answer: DnsAnswer::Forward { addrs, .. },
+                ..
+            } => {
+                ctx.forward_expires = expires;
+                if addrs.contains(&ctx.aid_peer) {
+                    // PTR(AID) -> FQDN and FQDN -> AID: the AID is verified (3.1).
+                    let mut lsr: LocSet = addrs.iter().take(max).copied().collect();
+                    lsr.insert(ctx.aid_peer);
+                    ctx.verified.insert(ctx.aid_peer);
+                    // A locator gone from the DNS is no longer verified.
+                    let keep: LocSet = ctx
+                        .verified
+                        .iter()
+                        .filter(|l| lsr.contains(l))
+                        .copied()
+                        .collect();
+                    ctx.verified = keep;
+                    ctx.lsr_peer = Some(lsr);
+                } else {
+                    // Forward and reverse disagree: no agility, only the AID (7.13).
+                    ctx.lsr_peer = Some(LocSet::single(ctx.aid_peer));
+                }
+            }
+            DnsResult::Permanent => {
+                ctx.lsr_peer = Some(LocSet::single(ctx.aid_peer));
+            }
+            DnsResult::Transient | DnsResult::Ok { .. } => return,
+        }
+        self.after_lsr_change(id, now, out);
+    }
+
+    /// Lsr(peer) changed: new destinations may need verification, Lp(peer) may change, and
+    /// the peer may need an UR (7.7).
+    fn after_lsr_change(&mut self, id: u64, now: Duration, out: &mut Vec<Action>) {
+        self.sync(id, out);
+        self.verify_all(id, now, out);
+        self.maybe_send_ur(id, now, out);
+    }
+
+    // ------------------------------------------------------------------ locator verification
+
+    /// Verifies every locator of Ls(peer) (or Lsr(peer) before the peer announced its Lsl)
+    /// that is not verified yet: PTR pointing back at FQDN(peer) (3.1, 7.13).
+    pub(crate) fn verify_all(&mut self, id: u64, now: Duration, out: &mut Vec<Action>) {
+        let max = self.cfg.max_peer_locators;
+        let Some(ctx) = self.contexts.get(&id) else {
+            return;
+        };
+        if !matches!(ctx.peer_name, PeerName::Known(_)) {
+            return;
+        }
+        let Some(lsr) = &ctx.lsr_peer else { return };
+        let candidates: Vec<Ipv6Addr> = match &ctx.lsl_peer {
+            Some(_) => ctx.ls_peer().iter().copied().collect(),
+            None => lsr.iter().copied().collect(),
+        };
+        let todo: Vec<Ipv6Addr> = candidates
+            .into_iter()
+            .filter(|l| lsr.contains(l) && !ctx.verified.contains(l))
+            .take(max)
+            .collect();
+        for l in todo {
+            self.lookup(DnsQuery::Reverse(l), Waiter::Verify(id, l), now, out);
+        }
+    }
+
+    /// 7.11 step 3b: a new source locator seen in data gets verified first.
+    pub(crate) fn verify_locator(
+        &mut self,
+        id: u64,
+        loc: Ipv6Addr,
+        now: Duration,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(ctx) = self.contexts.get(&id) else {
+            return;
+        };
+        if !matches!(ctx.peer_name, PeerName::Known(_)) {
+            if ctx.peer_name == PeerName::Unknown {
+                self.start_peer_lookup(id, now, out);
+            }
+            return;
+        }
+        if ctx.lsr_peer.as_ref().is_some_and(|l| l.contains(&loc)) {
+            self.lookup(DnsQuery::Reverse(loc), Waiter::Verify(id, loc), now, out);
+        } else {
+            self.refresh_forward_if_expired(id, now, out);
+        }
+    }
+
+    /// 4.5 / 7.8: when the forward lookup's TTL has run out, look FQDN(peer) up again.
+    pub(crate) fn refresh_forward_if_expired(
+        &mut self,
+        id: u64,
+        now: Duration,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(ctx) = self.contexts.get(&id) else {
+            return;
+        };
+        let PeerName::Known(fqdn) = &ctx.peer_name else {
+            return;
+        };
+        if ctx.forward_expires.is_some_and(|t| t > now) {
+            return;
+        }
+        let q = DnsQuery::Forward(fqdn.clone());
+        self.lookup(q, Waiter::PeerForward(id), now, out);
+    }
+
+    fn verify_result(&mut self, id: u64, loc: Ipv6Addr, res: DnsResult, out: &mut Vec<Action>) {
+        let Some(ctx) = self.contexts.get_mut(&id) else {
+            return;
+        };
+        let PeerName::Known(fqdn) = &ctx.peer_name else {
+            return;
+        };
+        if let DnsResult::Ok {
+            answer: DnsAnswer::Reverse { names },
+            ..
+        } = res
+        {
+            let in_forward = ctx.lsr_peer.as_ref().is_some_and(|l| l.contains(&loc));
+            if in_forward && names_contain(&names, fqdn) {
+                ctx.verified.insert(loc);
+                self.sync(id, out);
+            }
+        }
+        // A permanent failure leaves the locator unverified: it is never a destination
+        // (7.13 "exclude those locator(s) from the set").
+    }
+}
