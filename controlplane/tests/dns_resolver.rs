@@ -296,7 +296,7 @@ fn dns_resolver_results_wake_the_mio_loop_which_never_blocks() {
         );
     }
     assert!(
-        t.elapsed() < Duration::from_millis(50),
+        t.elapsed() < Duration::from_millis(500),
         "submit blocked for {:?}",
         t.elapsed()
     );

@@ -21,10 +21,10 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::net::{Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -200,18 +200,33 @@ impl Zone {
 // ------------------------------------------------------------------------------ knotd
 
 /// Free loopback UDP+TCP port (Knot listens on both).
-fn free_port() -> u16 {
+/// A loopback address and port of its own for one knotd. Each server gets its own address
+/// in 127.0.0.0/8 (all of it is loopback on Linux), made from the process id and a
+/// counter: Knot binds with SO_REUSEPORT, so two servers of tests running in parallel must
+/// never share an address and port.
+fn free_addr() -> SocketAddr {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
     for _ in 0..50 {
-        let u = UdpSocket::bind("127.0.0.1:0").expect("bind a loopback UDP socket");
-        let port = u.local_addr().expect("local address").port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        let ip = Ipv4Addr::new(
+            127,
+            100 + (pid % 100) as u8,
+            (pid / 100 % 250) as u8 + 1,
+            (n % 250) as u8 + 2,
+        );
+        let Ok(u) = UdpSocket::bind((ip, 0)) else {
+            continue;
+        };
+        let Ok(local) = u.local_addr() else { continue };
+        if TcpListener::bind(local).is_ok() {
+            return local;
         }
     }
-    panic!("no free loopback port for knotd");
+    panic!("no free loopback address for knotd");
 }
 
-/// A knotd serving `zones` on 127.0.0.1:port; stopped when dropped.
+/// A knotd serving `zones` on its own loopback address; stopped when dropped.
 pub struct Knot {
     dir: tempfile::TempDir,
     conf: PathBuf,
@@ -234,8 +249,7 @@ impl Knot {
         for sub in ["run", "db", "zones"] {
             std::fs::create_dir_all(dir.path().join(sub)).expect("knot directories");
         }
-        let port = free_port();
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let addr = free_addr();
         let conf = dir.path().join("knot.conf");
         let mut k = Knot {
             dir,
@@ -258,13 +272,14 @@ impl Knot {
         let mut c = String::new();
         let _ = write!(
             c,
-            "server:\n    rundir: \"{d}/run\"\n    listen: 127.0.0.1@{port}\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\n\
+            "server:\n    rundir: \"{d}/run\"\n    listen: {ip}@{port}\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\n\
              log:\n  - target: \"{d}/knotd.log\"\n    any: info\n\
              database:\n    storage: \"{d}/db\"\n\
              control:\n    listen: \"{d}/run/knot.sock\"\n\
              mod-stats:\n  - id: default\n    query-type: on\n    response-code: on\n\
              template:\n  - id: default\n    storage: \"{d}/zones\"\n    zonefile-sync: -1\n    zonefile-load: whole\n    journal-content: none\n    global-module: mod-stats/default\n\
              zone:\n",
+            ip = self.addr.ip(),
             port = self.addr.port()
         );
         for z in &self.zones {
@@ -596,6 +611,12 @@ impl Drop for Tap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[should_panic(expected = "make setup")]
+    fn a_missing_server_fails_loudly() {
+        knot_tool("knotd-not-installed");
+    }
 
     #[test]
     fn reverse_names() {

@@ -270,14 +270,20 @@ impl DnsConfig {
         })
     }
 
-    /// Applies the engine's DNS policy (TTL bounds, negative caching, retry backoff) to an
-    /// engine configuration.
+    /// Applies the engine's DNS policy (TTL bounds, negative caching, retry backoff, the
+    /// lookup rate of traffic and the destination cache bound) to an engine configuration.
     pub fn apply_to(&self, engine: &mut EngineConfig) {
         engine.min_ttl = self.min_ttl();
         engine.max_ttl = self.max_ttl();
         engine.negative_ttl = self.negative_ttl();
         engine.dns_retry_initial = self.retry_initial();
         engine.dns_retry_max = self.retry_max();
+        engine.discovery_per_second = self.lookups_per_sec;
+        engine.discovery_burst = self.lookup_burst;
+        engine.destination_cache_size = self.destination_cache;
+        // A destination costs at most two answers (PTR, AAAA + marker) plus the PTRs of
+        // its locators, which expire with their TTL.
+        engine.dns_cache_size = self.destination_cache.saturating_mul(2);
     }
 
     /// `min_ttl_sec` as a duration.
@@ -369,6 +375,24 @@ mod tests {
         assert_eq!(e.field, "dns.min_ttl_sec");
         let e = DnsConfig::from_yaml("timeout: 3").unwrap_err();
         assert!(e.message.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn policy_reaches_the_engine() {
+        let c = DnsConfig::from_yaml(
+            "lookups_per_sec: 7\nlookup_burst: 9\ndestination_cache: 100\nmin_ttl_sec: 3\n\
+             negative_ttl_sec: 30\nretry_initial_ms: 500\nretry_max_ms: 4000\n",
+        )
+        .unwrap();
+        let mut e = EngineConfig::default();
+        c.apply_to(&mut e);
+        assert_eq!((e.discovery_per_second, e.discovery_burst), (7, 9));
+        assert_eq!(e.destination_cache_size, 100);
+        assert_eq!(e.dns_cache_size, 200);
+        assert_eq!(e.min_ttl, Duration::from_secs(3));
+        assert_eq!(e.negative_ttl, Duration::from_secs(30));
+        assert_eq!(e.dns_retry_initial, Duration::from_millis(500));
+        assert_eq!(e.dns_retry_max, Duration::from_millis(4000));
     }
 
     #[test]

@@ -94,6 +94,10 @@ pub struct Context {
     /// A source locator seen in data that should become Lp(peer) once verified (7.11 3b).
     pub(crate) lp_candidate: Option<Ipv6Addr>,
     pub peer_name: PeerName,
+    /// Further PTR names of AID(peer) to try as FQDN(peer), and the first name tried whose
+    /// AAAA set holds the AID but that has no M6 marker (section 16.2 "virtual hosting").
+    pub(crate) peer_names: Vec<String>,
+    pub(crate) peer_fallback: Option<String>,
     /// When the forward lookup of FQDN(peer) expires (TTL), for the UR-driven refresh.
     pub(crate) forward_expires: Option<Duration>,
     /// The peer's birthday counter (section 7.14).

@@ -52,6 +52,8 @@ impl Engine {
             lp_peer: None,
             lp_candidate: None,
             peer_name: PeerName::Unknown,
+            peer_names: Vec::new(),
+            peer_fallback: None,
             forward_expires: None,
             peer_birthday: None,
             nonce: 0,
@@ -369,7 +371,7 @@ impl Engine {
                     // and keep the state CLOSING so late answers find it (appendix A).
                     let aid_peer = ctx.aid_peer;
                     let until = now + self.cfg.negative_ttl;
-                    self.negative.insert(aid_peer, until);
+                    self.remember_not_m6(aid_peer, until);
                     out.push(Action::Destination {
                         aid_peer,
                         status: DestinationStatus::NotM6 { until },

@@ -319,7 +319,7 @@ impl Engine {
                 aid_local,
                 aid_peer,
                 piggyback,
-            } => self.start_discovery(aid_local, aid_peer, piggyback, now, out),
+            } => self.start_discovery(aid_local, aid_peer, piggyback, true, now, out),
             DataPathEvent::UnknownFlowLabel {
                 src,
                 dst,

@@ -27,6 +27,7 @@
     clippy::indexing_slicing
 )]
 
+mod admission;
 mod alloc;
 mod context;
 pub mod dns;
@@ -100,6 +101,18 @@ pub struct EngineConfig {
     /// First and longest retry interval of a transiently failed DNS lookup (7.13).
     pub dns_retry_initial: Duration,
     pub dns_retry_max: Duration,
+    /// Discoveries that traffic to unknown destinations may start per second, and the
+    /// burst of that token bucket: a scan of random destinations cannot flood the resolver.
+    pub discovery_per_second: u32,
+    pub discovery_burst: u32,
+    /// Most peer AIDs in the destination cache (discoveries in progress + "not M6" entries,
+    /// DESIGN.md section 6); the oldest "not M6" entries make room.
+    pub destination_cache_size: usize,
+    /// Most DNS answers the engine caches.
+    pub dns_cache_size: usize,
+    /// Most PTR names of one address tried as the peer's FQDN (section 16.2 "virtual
+    /// hosting": several names may share an address).
+    pub max_ptr_names: usize,
 }
 
 impl Default for EngineConfig {
@@ -122,6 +135,11 @@ impl Default for EngineConfig {
             max_peer_locators: 16,
             dns_retry_initial: consts::DNS_RETRY_INITIAL,
             dns_retry_max: consts::DNS_RETRY_MAX,
+            discovery_per_second: 50,
+            discovery_burst: 100,
+            destination_cache_size: 65_536,
+            dns_cache_size: 131_072,
+            max_ptr_names: 4,
         }
     }
 }
@@ -355,6 +373,8 @@ pub struct Engine {
     discoveries: BTreeMap<(HostId, Ipv6Addr, Ipv6Addr), verify::Discovery>,
     /// Peer AID -> not M6 until.
     negative: HashMap<Ipv6Addr, Duration>,
+    /// Rate limit of traffic-triggered discoveries and the destination cache bound.
+    admission: admission::Admission,
     started_at: Option<Duration>,
     uc_tokens: f64,
     uc_last: Duration,
@@ -396,6 +416,7 @@ impl Engine {
             dns: verify::DnsState::default(),
             discoveries: BTreeMap::new(),
             negative: HashMap::new(),
+            admission: admission::Admission::default(),
             started_at: None,
             uc_tokens: tokens,
             uc_last: Duration::ZERO,
@@ -532,7 +553,7 @@ impl Engine {
             AdminCommand::Open {
                 aid_local,
                 aid_peer,
-            } => self.start_discovery(aid_local, aid_peer, None, now, out),
+            } => self.start_discovery(aid_local, aid_peer, None, false, now, out),
             AdminCommand::Close {
                 aid_local,
                 aid_peer,

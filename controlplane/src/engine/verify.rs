@@ -48,11 +48,36 @@ pub(crate) struct DnsState {
     inflight: HashMap<DnsQuery, Inflight>,
     by_id: HashMap<DnsQueryId, DnsQuery>,
     cache: HashMap<DnsQuery, (DnsResult, Duration)>,
+    /// Last sweep of expired answers made to find room (at most one per second).
+    swept: Option<Duration>,
 }
 
 impl DnsState {
     pub(crate) fn expire(&mut self, now: Duration) {
         self.cache.retain(|_, (_, until)| *until > now);
+    }
+
+    /// Caches an answer within `cap` entries: expired answers go first (one sweep per
+    /// second at most), then an arbitrary one.
+    fn insert_bounded(
+        &mut self,
+        q: DnsQuery,
+        entry: (DnsResult, Duration),
+        cap: usize,
+        now: Duration,
+    ) {
+        if self.cache.len() >= cap.max(1) && !self.cache.contains_key(&q) {
+            if self.swept.is_none_or(|t| now >= t + Duration::from_secs(1)) {
+                self.swept = Some(now);
+                self.expire(now);
+            }
+            if self.cache.len() >= cap.max(1) {
+                if let Some(k) = self.cache.keys().next().cloned() {
+                    self.cache.remove(&k);
+                }
+            }
+        }
+        self.cache.insert(q, entry);
     }
 }
 
@@ -61,6 +86,19 @@ impl DnsState {
 pub(crate) struct Discovery {
     piggyback: Option<Piggyback>,
     fqdn: Option<String>,
+    /// Further PTR names of AID(peer) to try, in answer order (16.2 "virtual hosting").
+    names: Vec<String>,
+}
+
+/// The PTR names of an answer, normalised, without duplicates, at most `max`.
+fn ptr_names(names: &[String], max: usize) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for n in names.iter().map(|n| normalize_name(n)) {
+        if !n.is_empty() && !v.contains(&n) && v.len() < max.max(1) {
+            v.push(n);
+        }
+    }
+    v
 }
 
 impl Engine {
@@ -138,9 +176,9 @@ impl Engine {
             DnsResult::Transient => None,
         };
         if let Some(ttl) = ttl {
+            let cap = self.cfg.dns_cache_size;
             self.dns
-                .cache
-                .insert(q.clone(), (result.clone(), now + ttl));
+                .insert_bounded(q.clone(), (result.clone(), now + ttl), cap, now);
         }
         for w in inf.waiters {
             self.dispatch(w, &q, result.clone(), now, out);
@@ -177,11 +215,15 @@ impl Engine {
     // ------------------------------------------------------------------ discovery
 
     /// A local host sends to `aid_peer` with no context (4.1 steps 1-3, 5.2; seed 002 6.4).
+    /// `from_traffic`: started by a packet, so subject to the lookup rate and the
+    /// destination cache bound ([`Engine::admit_discovery`]); an operator's command is not.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn start_discovery(
         &mut self,
         aid_local: Ipv6Addr,
         aid_peer: Ipv6Addr,
         piggyback: Option<Piggyback>,
+        from_traffic: bool,
         now: Duration,
         out: &mut Vec<Action>,
     ) {
@@ -204,11 +246,17 @@ impl Engine {
                 return;
             }
         }
+        if from_traffic && !self.admit_discovery(now) {
+            // Over the rate or the cache is full of pending lookups: the packets keep
+            // flowing as plain IPv6 and the dataplane reports the destination again later.
+            return;
+        }
         self.discoveries.insert(
             key,
             Discovery {
                 piggyback,
                 fqdn: None,
+                names: Vec::new(),
             },
         );
         out.push(Action::Destination {
@@ -242,11 +290,14 @@ impl Engine {
                     answer: DnsAnswer::Reverse { names },
                     ..
                 },
-            ) if !names.is_empty() => {
-                // Several PTR names (16.2 "virtual hosting"): the first is used.
-                let fqdn = names.first().map(|n| normalize_name(n)).unwrap_or_default();
+            ) if names.iter().any(|n| !normalize_name(n).is_empty()) => {
+                // Several PTR names (16.2 "virtual hosting"): each is tried in answer order
+                // until one lists the AID and has the marker.
+                let mut names = ptr_names(&names, self.cfg.max_ptr_names);
+                let fqdn = names.remove(0);
                 if let Some(d) = self.discoveries.get_mut(&key) {
                     d.fqdn = Some(fqdn.clone());
+                    d.names = names;
                 }
                 self.lookup(DnsQuery::Forward(fqdn), Waiter::Discovery(key), now, out);
             }
@@ -276,6 +327,20 @@ impl Engine {
                     out,
                 );
             }
+            (DnsQuery::Forward(_), _)
+                if self
+                    .discoveries
+                    .get(&key)
+                    .is_some_and(|d| !d.names.is_empty()) =>
+            {
+                // This name is not the M6 host with that address: try the next PTR name.
+                let Some(d) = self.discoveries.get_mut(&key) else {
+                    return;
+                };
+                let fqdn = d.names.remove(0);
+                d.fqdn = Some(fqdn.clone());
+                self.lookup(DnsQuery::Forward(fqdn), Waiter::Discovery(key), now, out);
+            }
             (_, res) => {
                 // Not M6, inconsistent DNS or a failure: plain IPv6, cached negatively for
                 // the TTL of the answer (5.2 "negative caching").
@@ -286,7 +351,7 @@ impl Engine {
                     _ => self.cfg.negative_ttl,
                 };
                 let until = now + ttl;
-                self.negative.insert(aid_peer, until);
+                self.remember_not_m6(aid_peer, until);
                 out.push(Action::Destination {
                     aid_peer,
                     status: DestinationStatus::NotM6 { until },
@@ -311,6 +376,7 @@ impl Engine {
     }
 
     fn peer_name_result(&mut self, id: u64, res: DnsResult, now: Duration, out: &mut Vec<Action>) {
+        let max_names = self.cfg.max_ptr_names;
         let Some(ctx) = self.contexts.get_mut(&id) else {
             return;
         };
@@ -321,9 +387,13 @@ impl Engine {
             DnsResult::Ok {
                 answer: DnsAnswer::Reverse { names },
                 ..
-            } if !names.is_empty() => {
-                let fqdn = names.first().map(|n| normalize_name(n)).unwrap_or_default();
+            } if names.iter().any(|n| !normalize_name(n).is_empty()) => {
+                // Several PTR names (16.2): tried in answer order, see peer_forward_result.
+                let mut names = ptr_names(&names, max_names);
+                let fqdn = names.remove(0);
                 ctx.peer_name = PeerName::Known(fqdn.clone());
+                ctx.peer_names = names;
+                ctx.peer_fallback = None;
                 self.lookup(DnsQuery::Forward(fqdn), Waiter::PeerForward(id), now, out);
             }
             DnsResult::Transient => {
@@ -356,9 +426,36 @@ impl Engine {
         let PeerName::Known(fqdn) = &ctx.peer_name else {
             return;
         };
+        let fqdn = fqdn.clone();
         if *q != DnsQuery::Forward(fqdn.clone()) {
             return;
         }
+        // Virtual hosting (16.2): FQDN(peer) is the first PTR name whose AAAA set holds the
+        // AID and that has the M6 marker, else the first that holds the AID.
+        let best = matches!(&res, DnsResult::Ok { answer: DnsAnswer::Forward { addrs, m6 }, .. }
+            if *m6 && addrs.contains(&ctx.aid_peer));
+        if !best {
+            if let DnsResult::Ok {
+                answer: DnsAnswer::Forward { addrs, .. },
+                ..
+            } = &res
+            {
+                if addrs.contains(&ctx.aid_peer) && ctx.peer_fallback.is_none() {
+                    ctx.peer_fallback = Some(fqdn.clone());
+                }
+            }
+            let next = if ctx.peer_names.is_empty() {
+                ctx.peer_fallback.take().filter(|f| *f != fqdn)
+            } else {
+                Some(ctx.peer_names.remove(0))
+            };
+            if let Some(next) = next {
+                ctx.peer_name = PeerName::Known(next.clone());
+                self.lookup(DnsQuery::Forward(next), Waiter::PeerForward(id), now, out);
+                return;
+            }
+        }
+        ctx.peer_fallback = None;
         match res {
             DnsResult::Ok {
                 answer: DnsAnswer::Forward { addrs, .. },
