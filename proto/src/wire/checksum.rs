@@ -34,29 +34,58 @@ fn add_word(acc: u64, word: u64) -> u64 {
 /// Adds `data` to a running one's-complement sum `acc`, as big-endian 16-bit words (an odd
 /// last byte is padded with zero); not folded.
 ///
-/// The sum is kept in 64-bit one's complement, 8 bytes per step: since 2^16 - 1 divides
-/// 2^64 - 1, folding it ([`fold64`]) gives the sum of the 16-bit words, for any length and
-/// any `acc` (no overflow, no panic).
+/// The sum is kept in 64-bit one's complement, 8 bytes per step (in two independent chains,
+/// so that one step does not wait for the carry of the previous one): since 2^16 - 1
+/// divides 2^64 - 1, folding it ([`fold64`]) gives the sum of the 16-bit words, for any
+/// length and any `acc` (no overflow, no panic).
 #[inline]
-pub fn add(mut acc: u64, data: &[u8]) -> u64 {
-    let mut words = data.chunks_exact(8);
-    for w in &mut words {
-        // `chunks_exact(8)` yields 8-byte slices only: the conversion cannot fail.
-        if let Ok(w) = <[u8; 8]>::try_from(w) {
-            acc = add_word(acc, u64::from_be_bytes(w));
+pub fn add(acc: u64, data: &[u8]) -> u64 {
+    let (mut a0, mut a1) = (acc, 0u64);
+    let mut pairs = data.chunks_exact(16);
+    for p in &mut pairs {
+        // `chunks_exact(16)` yields 16-byte slices only: the conversion cannot fail.
+        if let Ok(p) = <[u8; 16]>::try_from(p) {
+            let v = u128::from_be_bytes(p);
+            a0 = add_word(a0, (v >> 64) as u64);
+            a1 = add_word(a1, v as u64);
         }
     }
-    let rest = words.remainder();
+    let rest = match pairs.remainder() {
+        [a, b, c, d, e, f, g, h, rest @ ..] => {
+            a0 = add_word(a0, u64::from_be_bytes([*a, *b, *c, *d, *e, *f, *g, *h]));
+            rest
+        }
+        rest => rest,
+    };
     if !rest.is_empty() {
-        // The remainder starts on an 8-byte boundary, so padding it with zeros on the right
-        // keeps every byte in its place within its 16-bit word (and pads an odd last byte).
-        let mut last = [0u8; 8];
-        for (d, s) in last.iter_mut().zip(rest) {
-            *d = *s;
-        }
-        acc = add_word(acc, u64::from_be_bytes(last));
+        a1 = add_word(a1, tail_word(rest));
     }
-    acc
+    add_word(a0, a1)
+}
+
+/// The last 0 to 7 bytes of the data as one word to add. The bytes start on an 8-byte
+/// boundary, so each 16-bit word keeps its byte order; the words may move within the 64
+/// bits, which changes nothing once folded (2^16 = 1 modulo 2^16 - 1).
+#[inline(always)]
+fn tail_word(rest: &[u8]) -> u64 {
+    let (w4, rest) = match rest {
+        [a, b, c, d, rest @ ..] => (u32::from_be_bytes([*a, *b, *c, *d]), rest),
+        rest => (0, rest),
+    };
+    let (w2, rest) = match rest {
+        [a, b, rest @ ..] => (u16::from_be_bytes([*a, *b]), rest),
+        rest => (0, rest),
+    };
+    // At most one byte is left: the high half of a 16-bit word padded with zero.
+    let w1 = rest.first().map_or(0, |b| u16::from(*b) << 8);
+    (u64::from(w4) << 32) | (u64::from(w2) << 16) | u64::from(w1)
+}
+
+/// The unfolded sum of a 16-byte address.
+#[inline(always)]
+fn address_sum(addr: &[u8; 16]) -> u64 {
+    let v = u128::from_be_bytes(*addr);
+    add_word((v >> 64) as u64, v as u64)
 }
 
 /// Folds a 64-bit running sum (from [`add`]) to 32 bits, not complemented.
@@ -78,10 +107,9 @@ pub fn fold64(acc: u64) -> u16 {
 /// high 24 zero).
 #[inline]
 pub fn pseudo_header(src: &[u8; 16], dst: &[u8; 16], len: u32, next_header: u8) -> u64 {
-    let acc = add(0, src);
-    let acc = add(acc, dst);
+    let addresses = add_word(address_sum(src), address_sum(dst));
     // Length and next header as one 64-bit word: `len`, then 0 0 0 `next_header`.
-    add_word(acc, (u64::from(len) << 32) | u64::from(next_header))
+    add_word(addresses, (u64::from(len) << 32) | u64::from(next_header))
 }
 
 /// The checksum to store in an upper-layer header whose checksum field is zero in `msg`,
@@ -108,9 +136,8 @@ pub fn verify(src: &[u8; 16], dst: &[u8; 16], next_header: u8, msg: &[u8]) -> bo
 #[inline]
 pub fn update_for_address_octets(checksum: u16, old: &[u8; 16], new: &[u8; 16]) -> u16 {
     // The one's complement of each 16-bit word of `old` is the bitwise not of its bytes.
-    let not_old = old.map(|b| !b);
-    let acc = add(u64::from(!checksum), &not_old);
-    !fold64(add(acc, new))
+    let acc = add_word(u64::from(!checksum), address_sum(&old.map(|b| !b)));
+    !fold64(add_word(acc, address_sum(new)))
 }
 
 /// One's-complement sum of `data` as big-endian 16-bit words (an odd last octet is padded
