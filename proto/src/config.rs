@@ -1,7 +1,7 @@
 //! The YAML configuration of `m6-dataplane`, checked whole at load time.
 //!
 //! Loading happens in two steps: serde reads the file into the `Raw*` structs (every
-//! field an operator writes, unknown fields refused), then [`DataplaneConfig::from_raw`]
+//! field an operator writes, unknown fields refused), then `DataplaneConfig::from_raw`
 //! checks each value and the references between sections. Every refusal names the file,
 //! the field (`isps[1].prefix`) and what was expected against what was found, so an
 //! operator can fix the file without reading code.

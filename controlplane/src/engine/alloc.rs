@@ -10,7 +10,7 @@ use super::FlowLabel;
 /// The engine is sans-I/O and must replay identically from a seed, so it never touches the
 /// operating system's randomness; the daemon seeds it once from the OS at start. Nonces and
 /// flow labels only need to be unpredictable to off-path attackers, which a 64-bit seed the
-/// attacker does not know provides (section 7.2 "random [RANDOM] nonce").
+/// attacker does not know provides (section 7.2 "random \[RANDOM\] nonce").
 #[derive(Debug, Clone)]
 pub struct Rng {
     state: u64,

@@ -14,7 +14,7 @@
 //! the CC, authenticated by `proto::cc`, and a context is created only from a valid CCR
 //! (sections 3.3.2, 7.3, 7.5).
 //!
-//! Safety rule kept throughout (section 7.13, [M6THREATS] third-party DoS): the dataplane is
+//! Safety rule kept throughout (section 7.13, \[M6THREATS\] third-party DoS): the dataplane is
 //! only ever given verified peer locators as destinations ([`DataplaneContext::lsv_peer`],
 //! [`DataplaneContext::lp_peer`]); a locator is verified by forward + reverse DNS, or, for
 //! the peer's AID only, by return routability during the handshake.
@@ -86,7 +86,7 @@ pub struct EngineConfig {
     /// Burst of that token bucket.
     pub uc_burst: u32,
     /// Send UC for unknown flow labels only during the first CONTEXT_IDLE_TIME after start
-    /// (section 5: with the close exchange, UC "only needs to be [sent] when packets with an
+    /// (section 5: with the close exchange, UC "only needs to be \[sent\] when packets with an
     /// unknown flow label are received during the first X minutes after the reboot").
     pub uc_only_after_start: bool,
     /// Negative-cache time for a permanent DNS failure or a peer without M6 (section 5.2).

@@ -61,7 +61,7 @@ pub fn multicast_mac(a: Addr) -> [u8; 6] {
     [0x33, 0x33, b[12], b[13], b[14], b[15]]
 }
 
-/// The EUI-64 link-local address of a MAC: fe80::(mac[0]^2):mac[1]:mac[2]ff:fe... (RFC 4291
+/// The EUI-64 link-local address of a MAC: `fe80::(mac[0]^2):mac[1]:mac[2]ff:fe...` (RFC 4291
 /// appendix A, RFC 2464 section 4).
 pub fn link_local_eui64(mac: [u8; 6]) -> Addr {
     let b = [
