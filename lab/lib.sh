@@ -14,6 +14,9 @@
 #
 # Everything stays inside the namespaces created here: no address outside the lab is used.
 
+# Tool output (ping, nft) is parsed as text: pin the language.
+export LC_ALL=C
+
 LAB_NS_RTR=m6-rtr
 LAB_NS_LAN=m6-lan
 LAB_NS_ISP1=m6-isp1

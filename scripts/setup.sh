@@ -12,13 +12,18 @@ fi
 # Debian packages the build and the tests need.
 PACKAGES=(
     dpdk libdpdk-dev pkg-config libclang-dev clang   # dpdk-bindings (bindgen + C shim)
-    iproute2 ethtool nftables iputils-ping           # lab namespaces and ISP ingress filters
+    iproute2 ethtool nftables iputils-ping procps    # lab namespaces and ISP ingress filters
     iperf3 netcat-openbsd                            # TCP transfer through the router
     knot knot-dnsutils                               # authoritative DNS for verification tests
     python3-scapy                                    # independent decoder of golden vectors
 )
 HUGEPAGES_WANTED=${M6_HUGEPAGES:-512}   # 512 x 2 MiB = 1 GiB
 HUGE_MOUNT=/dev/hugepages
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "setup: no Rust toolchain (cargo) on PATH; install one with rustup first" >&2
+    exit 1
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -31,8 +36,18 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    # knot is started by our tests on their own config; the packaged service stays off.
-    if systemctl is-active --quiet knot 2>/dev/null; then systemctl stop knot || true; fi
+fi
+
+# Knot is started by the tests on their own config and address; the packaged service stays
+# off (checked every run, so a reboot or a re-enable cannot bring it back unnoticed).
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    if systemctl is-enabled --quiet knot 2>/dev/null || systemctl is-active --quiet knot 2>/dev/null; then
+        systemctl disable --now knot >/dev/null 2>&1 || true
+        echo "setup: disabled the packaged knot service (tests run their own)"
+    fi
+elif [ -x /etc/init.d/knot ] && pgrep -x knotd >/dev/null 2>&1 && [ -f /run/knot/knot.pid ]; then
+    /etc/init.d/knot stop >/dev/null 2>&1 || true
+    echo "setup: stopped the packaged knot service (tests run their own)"
 fi
 
 nr=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
@@ -53,7 +68,7 @@ if ! grep -qs " $HUGE_MOUNT hugetlbfs " /proc/mounts; then
     echo "setup: mounted hugetlbfs on $HUGE_MOUNT"
 fi
 
-if ! command -v cargo-nextest >/dev/null 2>&1 && ! cargo nextest --version >/dev/null 2>&1; then
-    echo "setup: installing cargo-nextest"
-    cargo install --locked cargo-nextest >/dev/null
+if ! cargo nextest --version >/dev/null 2>&1; then
+    echo "setup: installing cargo-nextest 0.9 (from crates.io, a few minutes on 2 cores)"
+    cargo install --locked --quiet cargo-nextest@0.9.143
 fi

@@ -9,12 +9,14 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{unbounded, Sender};
+use crossbeam_channel::{bounded, Sender};
 use dataplane::io::{run_worker, ControlMsg, IoCounters, WorkerPlan};
 use dataplane::{Counters, Pipeline, PortInfo, Site};
 use dpdk_bindings::{Eal, Mempool, Port, PortConfig};
 use proto::config::DataplaneConfig;
 
+/// Depth of the control channels (updates between bursts; a few per second normally).
+const CHANNEL_DEPTH: usize = 4096;
 /// How often the control thread re-reads link state.
 const LINK_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// How often the control thread wakes to relay learned neighbors and check for stop.
@@ -68,6 +70,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Worker CPUs are checked here rather than in the config crate: they depend on the
+    // machine (and the CPU set) the file is checked on.
+    if let Err(e) = check_worker_cpus(&config) {
+        eprintln!("m6-dataplane: {}: {e}", args.config.display());
+        return ExitCode::from(2);
+    }
     if args.check_only {
         println!(
             "m6-dataplane: {}: configuration is valid",
@@ -90,20 +98,6 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
         signal_hook::flag::register(signal, Arc::clone(&stop))
             .map_err(|e| format!("cannot install signal handler: {e}"))?;
     }
-    let cpus: Vec<usize> = core_affinity::get_core_ids()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
-    for (i, w) in config.workers.iter().enumerate() {
-        if !cpus.contains(&w.lcore) {
-            return Err(format!(
-                "workers[{i}].lcore: CPU {} is not available to this process (have {cpus:?})",
-                w.lcore
-            ));
-        }
-    }
-
     let eal = Eal::init(&config.full_eal_args()).map_err(|e| format!("EAL init: {e}"))?;
     let pool = Arc::new(
         Mempool::new(
@@ -157,11 +151,12 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
     site.validate().map_err(|e| format!("site: {e}"))?;
 
     // Workers: each gets its RX queues, TX queue `w` on every port, and a control channel.
-    let (learned_tx, learned_rx) = unbounded();
+    // Bounded channels: a stuck receiver costs counted updates, never unbounded memory.
+    let (learned_tx, learned_rx) = bounded(CHANNEL_DEPTH);
     let mut control: Vec<Sender<ControlMsg>> = Vec::new();
     let mut handles = Vec::new();
     for (w, worker) in config.workers.iter().enumerate() {
-        let (ctl_tx, ctl_rx) = unbounded();
+        let (ctl_tx, ctl_rx) = bounded(CHANNEL_DEPTH);
         control.push(ctl_tx);
         let w16 = w as u16;
         let queue_err = |e| format!("workers[{w}]: {e}");
@@ -185,10 +180,8 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
             control: ctl_rx,
             learned: learned_tx.clone(),
         };
-        let mut pipeline = Pipeline::new(site.clone());
-        for n in &config.neighbors {
-            pipeline.add_static_neighbor(n.port, n.address, n.mac);
-        }
+        let site = site.clone();
+        let neighbors = config.neighbors.clone();
         let cpu = worker.lcore;
         let stop = Arc::clone(&stop);
         let handle = thread::Builder::new()
@@ -200,6 +193,12 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
                 }
                 if let Err(e) = dpdk_bindings::thread_register() {
                     eprintln!("m6-dataplane: worker on CPU {cpu} not registered with EAL: {e}");
+                }
+                // Built on the worker's own thread, after pinning, so its tables and
+                // counters are allocated apart from other workers' (no shared cache lines).
+                let mut pipeline = Pipeline::new(site);
+                for n in &neighbors {
+                    pipeline.add_static_neighbor(n.port, n.address, n.mac);
                 }
                 let result = run_worker(plan, pipeline, &stop);
                 dpdk_bindings::thread_unregister();
@@ -228,7 +227,7 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
     while !stop.load(Ordering::Relaxed) {
         for msg in learned_rx.try_iter() {
             for c in &control {
-                let _ = c.send(msg);
+                let _ = c.try_send(msg); // a lost relay is re-learned from the wire
             }
         }
         if last_poll.elapsed() >= LINK_POLL_INTERVAL {
@@ -290,12 +289,14 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
         );
     }
     println!("counter io.alloc_failures {}", io.alloc_failures);
+    println!("counter io.multi_segment_drops {}", io.multi_segment_drops);
+    println!("counter io.learned_dropped {}", io.learned_dropped);
     println!("counter io.idle_sleeps {}", io.idle_sleeps);
     if let Some(c) = counters {
         c.for_each(|name, value| println!("counter {name} {value}"));
     }
     for port in &ports {
-        if let Err(e) = port.stop() {
+        if let Err(e) = port.stop().and_then(|()| port.close()) {
             eprintln!("m6-dataplane: port {}: {e}", port.id());
         }
     }
@@ -303,6 +304,25 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
     drop(ports);
     drop(pool);
     drop(eal);
+    Ok(())
+}
+
+/// Every worker's lcore must be a CPU this process may run on.
+fn check_worker_cpus(config: &DataplaneConfig) -> Result<(), String> {
+    let cpus: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    for (i, w) in config.workers.iter().enumerate() {
+        if !cpus.contains(&w.lcore) {
+            return Err(format!(
+                "workers[{i}].lcore: expected one of the CPUs this process may use {cpus:?}, \
+                 found {}",
+                w.lcore
+            ));
+        }
+    }
     Ok(())
 }
 

@@ -81,8 +81,8 @@ fn missing_field_is_refused_naming_the_field() {
     assert_refused(
         "next_hop: \"2001:db8:ff02::1\", ",
         "",
-        "isps[1]",
-        "missing field `next_hop`",
+        "isps[1].next_hop",
+        "expected a value, found none",
     );
 }
 

@@ -58,6 +58,7 @@ fn lab(script: &str) -> Output {
             "set -euo pipefail; . '{REPO}/lab/lib.sh'; {script}"
         ))
         .env("M6_LAB_LOCK_HELD", "1")
+        .env("LC_ALL", "C")
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("cannot run bash: {e}"))

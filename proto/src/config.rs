@@ -47,10 +47,21 @@ impl ConfigError {
     /// `file: isps[0]: missing field ...`; shared by every YAML file the project reads.
     pub fn from_yaml(file: &Path, e: &serde_yaml::Error) -> ConfigError {
         let text = e.to_string();
-        let (field, message) = match text.split_once(": ") {
+        let (mut field, mut message) = match text.split_once(": ") {
             Some((path, rest)) if looks_like_path(path) => (path.to_string(), rest.to_string()),
             _ => (String::new(), text.clone()),
         };
+        // "missing field `x` at line L column C" names the parent; name the field itself.
+        if let Some(rest) = message.strip_prefix("missing field `") {
+            if let Some((name, location)) = rest.split_once('`') {
+                field = if field.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{field}.{name}")
+                };
+                message = format!("expected a value, found none{location}");
+            }
+        }
         ConfigError {
             file: file.to_path_buf(),
             field,
@@ -562,9 +573,24 @@ impl DataplaneConfig {
             });
         }
 
+        let needed = mbufs_needed(&ports, &queues_of_port, workers.len());
         let (mempool_mbufs, mempool_cache) = match &raw.mempool {
-            None => (DEFAULT_MEMPOOL_MBUFS, DEFAULT_MEMPOOL_CACHE),
+            // Round up to 2^n - 1, the size DPDK's ring-backed pools use best.
+            None => (
+                DEFAULT_MEMPOOL_MBUFS.max(needed.next_power_of_two() - 1),
+                DEFAULT_MEMPOOL_CACHE,
+            ),
             Some(m) => {
+                if m.mbufs < needed {
+                    return Err(err(
+                        "mempool.mbufs".into(),
+                        format!(
+                            "expected at least {needed} mbufs to fill every RX/TX ring, \
+                             cache and burst in flight, found {}",
+                            m.mbufs
+                        ),
+                    ));
+                }
                 let cache = m.cache.unwrap_or(DEFAULT_MEMPOOL_CACHE);
                 if m.mbufs < 512 {
                     return Err(err(
@@ -616,6 +642,19 @@ fn looks_like_path(s: &str) -> bool {
         && !s.contains(' ')
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "_.[]-".contains(c))
+}
+
+/// Mbufs the pool must hold so that no RX ring starves: every RX and TX descriptor of
+/// every queue, each worker's mempool cache, and two bursts per port per worker in flight.
+fn mbufs_needed(ports: &[PortConfig], rx_queues: &[Vec<u16>], workers: usize) -> u32 {
+    let workers = workers as u64;
+    let rings: u64 = ports
+        .iter()
+        .zip(rx_queues)
+        .map(|(p, q)| q.len() as u64 * u64::from(p.rx_desc) + workers * u64::from(p.tx_desc))
+        .sum();
+    let in_flight = workers * (u64::from(DEFAULT_MEMPOOL_CACHE) + 2 * 32 * ports.len() as u64);
+    u32::try_from(rings + in_flight).unwrap_or(u32::MAX)
 }
 
 fn check_name(name: &str) -> Result<(), String> {
@@ -768,7 +807,7 @@ polling: { mode: adaptive, max_idle_sleep_us: 50 }
     fn missing_field_is_named() {
         let msg = refusal(&GOOD.replace(", next_hop: \"2001:db8:ff01::1\"", ""));
         assert!(
-            msg.starts_with("site.yaml: isps[0]: missing field `next_hop`"),
+            msg.starts_with("site.yaml: isps[0].next_hop: expected a value, found none"),
             "{msg}"
         );
     }
@@ -833,6 +872,19 @@ polling: { mode: adaptive, max_idle_sleep_us: 50 }
             assert!(msg.contains(want), "{from} -> {to}: {msg}");
             assert!(msg.starts_with("site.yaml: "), "{msg}");
         }
+    }
+
+    #[test]
+    fn mempool_too_small_for_the_rings_is_refused() {
+        let msg =
+            refusal(&GOOD.replace("lan_port: lan", "lan_port: lan\nmempool: { mbufs: 2047 }"));
+        assert!(
+            msg.contains("mempool.mbufs: expected at least 6592 mbufs"),
+            "{msg}"
+        );
+        // Without a mempool section the default grows to fit the rings.
+        let c = load(GOOD).unwrap();
+        assert!(c.mempool_mbufs >= mbufs_needed(&c.ports, &[vec![0], vec![0], vec![0]], 1));
     }
 
     #[test]

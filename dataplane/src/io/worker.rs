@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use dpdk_bindings::{Mbuf, Mempool, RxQueue, TxQueue};
+use dpdk_bindings::{free_bulk, Mbuf, Mempool, RxQueue, TxQueue};
 use proto::config::PollingMode;
 
 use crate::pipeline::{Next, Pipeline};
@@ -44,7 +44,8 @@ pub struct WorkerPlan {
     pub pool: Arc<Mempool>,
     pub polling: PollingMode,
     pub control: Receiver<ControlMsg>,
-    /// Neighbors this worker learned, for the control thread to give to the others.
+    /// Neighbors this worker learned, for the control thread to give to the others
+    /// (bounded: a full channel loses the update, counted, rather than block or allocate).
     pub learned: Sender<ControlMsg>,
 }
 
@@ -55,6 +56,10 @@ pub struct IoCounters {
     pub tx_full_drops: Vec<u64>,
     /// Router-originated frames lost because the mempool was empty.
     pub alloc_failures: u64,
+    /// Chained (multi-segment) frames: the pipeline reads single-segment buffers only.
+    pub multi_segment_drops: u64,
+    /// Learned-neighbor updates lost because the control channel was full.
+    pub learned_dropped: u64,
     pub idle_sleeps: u64,
 }
 
@@ -67,6 +72,8 @@ impl IoCounters {
             *a += b;
         }
         self.alloc_failures += other.alloc_failures;
+        self.multi_segment_drops += other.multi_segment_drops;
+        self.learned_dropped += other.learned_dropped;
         self.idle_sleeps += other.idle_sleeps;
     }
 }
@@ -86,9 +93,12 @@ pub fn run_worker(
     };
     let mut rx_burst: Vec<Mbuf> = Vec::with_capacity(BURST_SIZE);
     let mut next = [Next::Drop; BURST_SIZE];
-    let mut tx_bursts: Vec<Vec<Mbuf>> = (0..ports)
-        .map(|_| Vec::with_capacity(2 * BURST_SIZE))
-        .collect();
+    // Every RX queue's burst may go to one port, plus router-originated frames: sized so
+    // that the hot loop never reallocates.
+    let tx_room = (plan.rx.len() + 1) * BURST_SIZE;
+    let mut tx_bursts: Vec<Vec<Mbuf>> = (0..ports).map(|_| Vec::with_capacity(tx_room)).collect();
+    // Dropped mbufs are freed together, one DPDK call per loop instead of one per packet.
+    let mut dropped: Vec<Mbuf> = Vec::with_capacity(tx_room * ports.max(1));
     let epoch = Instant::now();
     let mut idle_rounds: u32 = 0;
 
@@ -108,12 +118,16 @@ pub fn run_worker(
                 continue;
             }
             received += n;
+            let before = rx_burst.len();
+            dropped.extend(rx_burst.extract_if(.., |m| m.nb_segs() != 1));
+            io.multi_segment_drops += (before - rx_burst.len()) as u64;
+            let n = rx_burst.len();
             let now_ns = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
             pipeline.process_burst(*port, &mut rx_burst[..n], &mut next[..n], now_ns);
             for (mbuf, verdict) in rx_burst.drain(..).zip(next.iter()) {
                 match *verdict {
                     Next::Tx(out) if out < ports => tx_bursts[out].push(mbuf),
-                    _ => drop(mbuf),
+                    _ => dropped.push(mbuf),
                 }
             }
         }
@@ -136,8 +150,12 @@ pub fn run_worker(
         });
         let learned = &plan.learned;
         pipeline.drain_learned(&mut |port, ip, mac| {
-            // The control thread outlives the workers; a send error only means shutdown.
-            let _ = learned.send(ControlMsg::Neighbor { port, ip, mac });
+            if learned
+                .try_send(ControlMsg::Neighbor { port, ip, mac })
+                .is_err()
+            {
+                io.learned_dropped += 1;
+            }
         });
 
         for (port, burst) in tx_bursts.iter_mut().enumerate() {
@@ -149,8 +167,11 @@ pub fn run_worker(
                 // One retry: the PMD may have freed descriptors in the meantime.
                 plan.tx[port].tx_burst(burst);
                 io.tx_full_drops[port] += burst.len() as u64;
-                burst.clear();
+                dropped.append(burst);
             }
+        }
+        if !dropped.is_empty() {
+            free_bulk(&mut dropped);
         }
 
         if received > 0 {
@@ -160,6 +181,8 @@ pub fn run_worker(
             back_off(idle_rounds, max_idle_sleep_us, &mut io);
         }
     }
+    // Give this lcore's cached mbufs back to the pool before the thread leaves EAL.
+    plan.pool.flush_local_cache();
     (pipeline, io)
 }
 
