@@ -92,9 +92,14 @@ impl Net {
     fn new(zones: Vec<Zone>, tweak: impl FnOnce(&mut DnsConfig)) -> Net {
         let knot = Knot::start(zones);
         let tap = Tap::start(knot.addr);
+        // The mock clock stands still while a lookup is on the wire, so the real per-try
+        // timeout costs no engine time; it is generous (1 s, not 100 ms) because the tests
+        // assert exact query counts on the wire and a reply later than the timeout (a loaded
+        // 2-core CI machine) would show up as a retry. Only tests against a stopped server
+        // actually wait for it.
         let mut cfg = DnsConfig {
             servers: vec![tap.addr.to_string()],
-            timeout_ms: Some(100),
+            timeout_ms: Some(1000),
             attempts: Some(2),
             ..DnsConfig::default()
         };
@@ -368,8 +373,8 @@ fn dns_engine_consistent_multihomed_peer_is_fully_verified() {
     let dp = net.installed(b, SITE1).expect("responder context").clone();
     assert_eq!(lsv(&dp), set(&[SITE1, SITE2]));
 
-    // Lsv grows one reverse lookup at a time: MH2 appears in an Install only after the
-    // answer to its own PTR lookup.
+    // The engine issues the PTR lookups of all locators at once; Lsv grows one answer at a
+    // time: MH2 appears in an Install only after the answer to its own PTR lookup.
     let ptr_mh2 = net.asked(&DnsQuery::Reverse(MH2));
     assert_eq!(ptr_mh2.len(), 1);
     let first_mh2 = net

@@ -148,6 +148,20 @@ fn dns_resolver_nxdomain_and_nodata_are_permanent_and_sent_once() {
     assert_eq!(w.rev(NOREV1), DnsResult::Permanent);
     assert_eq!(w.rev(NOREV2), DnsResult::Permanent);
     assert_eq!(w.tap.total(), 7);
+    // A reverse zone that is delegated and served but empty: NXDOMAIN from its own apex.
+    assert_eq!(w.rev(EMPTYREV1), DnsResult::Permanent);
+    assert_eq!(w.tap.ptr_count(EMPTYREV1), 1);
+    assert_eq!(w.tap.total(), 8);
+}
+
+/// No reverse zone at all, as the authoritative-only test server sees it: REFUSED, so
+/// transient (and not retried by hickory). A recursive resolver would return the parent's
+/// NXDOMAIN instead, which is permanent (docs/dns.md, "No reverse zone").
+#[test]
+fn dns_resolver_unserved_reverse_zone_is_refused_by_the_test_server() {
+    let mut w = world();
+    assert_eq!(w.rev(UNSERVED1), DnsResult::Transient);
+    assert_eq!(w.tap.ptr_count(UNSERVED1), 1);
 }
 
 #[test]
@@ -357,6 +371,57 @@ fn dns_resolver_full_queue_answers_transient_at_once() {
     w.knot.restart();
     while w.svc.recv_timeout(Duration::from_millis(500)).is_some() {}
     assert_eq!(w.rev(MH1), reverse(&[MH], TTL));
+}
+
+#[test]
+fn dns_resolver_drop_with_queued_lookups_returns_promptly() {
+    // One lookup at a time against a stopped server: before the shutdown flag, dropping
+    // the service ran every queued lookup to its timeout (~ queue x timeout, 5.7 s here).
+    let w = world_with(
+        zones(),
+        |c| {
+            c.timeout_ms = Some(300);
+            c.attempts = Some(1);
+            c.max_inflight = 1;
+            c.queue = 64;
+        },
+        None,
+    );
+    let World {
+        svc, tap, mut knot, ..
+    } = w;
+    knot.stop();
+    const N: u16 = 20;
+    for i in 0..N {
+        svc.submit(
+            DnsQueryId(u64::from(i)),
+            DnsQuery::Reverse(Ipv6Addr::new(0x2001, 0xdb8, 0x77, i, 0, 0, 0, 1)),
+        );
+    }
+    // Let the first lookup reach the wire so one is really in flight at the drop.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while tap.total() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(tap.total() >= 1, "no lookup reached the wire");
+    let results = svc.results().clone();
+    let t = Instant::now();
+    drop(svc);
+    let took = t.elapsed();
+    eprintln!("measured: drop with {N} lookups queued against a stopped server took {took:?}");
+    assert!(took < Duration::from_secs(1), "drop took {took:?}");
+    // The queued lookups were answered transient without going to the wire; only the one
+    // in flight (cancelled) may be missing.
+    let answered: Vec<Completion> = results.try_iter().collect();
+    assert!(
+        answered.len() >= usize::from(N) - 1,
+        "{} of {N} answered",
+        answered.len()
+    );
+    assert!(answered.iter().all(|c| c.result == DnsResult::Transient));
+    assert!(tap.total() <= 2, "{} queries on the wire", tap.total());
+    drop(tap);
+    drop(knot);
 }
 
 /// The zone files docs/dns.md shows (lab/dns/example/) load in Knot and give what the

@@ -5,7 +5,15 @@
 //! All addresses are in the documentation prefix 2001:db8::/32, whose reverse zone
 //! `8.b.d.0.1.0.0.2.ip6.arpa.` Knot serves (so an address without a PTR gets an
 //! authoritative NXDOMAIN, as from a real parent zone), except 2001:db8:5::/48, whose own
-//! reverse zone is configured but unloadable (SERVFAIL).
+//! reverse zone is configured but unloadable (SERVFAIL), and 2001:db8:d3::/48, whose own
+//! reverse zone is served but empty (the site has its reverse zone delegated and never
+//! filled it in: NXDOMAIN from that zone's own apex).
+//!
+//! Knot here is authoritative only. A query for a zone it does not serve at all (an address
+//! outside 2001:db8::/32, a name outside the zones below) gets REFUSED, which the resolver
+//! treats as transient; a recursive resolver in production would instead follow the
+//! delegation to the parent zone and return its NXDOMAIN (permanent). See docs/dns.md,
+//! "No reverse zone".
 
 #![allow(dead_code)]
 
@@ -43,10 +51,20 @@ pub const VICTIM_NAME: &str = "victim.m6.test";
 pub const CLAIMER: &str = "claimer.m6.test";
 pub const CLAIMER1: Ipv6Addr = a(0xc2, 0, 0x10);
 
-/// A multihomed M6 host with no reverse records at all.
+/// A multihomed M6 host with no reverse records at all: its addresses lie inside the served
+/// 2001:db8::/32 reverse zone, which has no PTR for them (NXDOMAIN, permanent).
 pub const NOREV: &str = "norev.m6.test";
 pub const NOREV1: Ipv6Addr = a(0xd1, 0, 0x10);
 pub const NOREV2: Ipv6Addr = a(0xd2, 0, 0x10);
+
+/// An address inside 2001:db8:d3::/48, whose reverse zone is served but holds no PTR:
+/// NXDOMAIN from the delegated zone itself (not from the /32 parent).
+pub const EMPTYREV1: Ipv6Addr = a(0xd3, 0, 0x10);
+pub const EMPTY_REVERSE_ZONE_PREFIX: Ipv6Addr = a(0xd3, 0, 0);
+
+/// An address outside every zone Knot serves (3fff::/20, the other documentation prefix):
+/// the authoritative-only test server answers REFUSED.
+pub const UNSERVED1: Ipv6Addr = Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 0x10);
 
 /// A host without the M6 marker (a legacy IPv6 host).
 pub const LEGACY: &str = "legacy.m6.test";
@@ -142,11 +160,17 @@ pub fn reverse_with_mh3() -> Zone {
     reverse().ptr(MH3, MH, TTL)
 }
 
+/// The served but empty reverse zone of 2001:db8:d3::/48 (SOA and NS only).
+pub fn empty_reverse() -> Zone {
+    Zone::new(&reverse_zone(EMPTY_REVERSE_ZONE_PREFIX, 48)).negative_ttl(NEG_TTL)
+}
+
 /// Every zone of the test world, the SERVFAIL ones included.
 pub fn zones() -> Vec<Zone> {
     vec![
         forward(),
         reverse(),
+        empty_reverse(),
         Zone::servfail(&reverse_zone(SF_REVERSE_ZONE_PREFIX, 48)),
         Zone::servfail("broken.test."),
     ]

@@ -681,6 +681,9 @@ mod tests {
         assert!(check(&k, &e, &stranger, &stranger, NOW, &lax).is_ok());
     }
 
+    /// Reads the echo from a CCR's octets. That it allocates nothing is checked with a
+    /// counting global allocator in `proto/tests/cc_no_alloc.rs` (a global allocator is per
+    /// binary, so it cannot live among these unit tests).
     #[test]
     fn echo_from_packet_without_allocation() {
         let s = sets();

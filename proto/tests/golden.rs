@@ -309,3 +309,48 @@ fn golden_vectors_match_emit_and_parse() {
         "every message code needs a vector"
     );
 }
+
+/// Negative vectors: proto/tests/vectors/invalid/NAME.hex is a malformed message (derived
+/// from a valid vector), NAME.json names the error the receive path must give for it
+/// (`error`, the `proto::wire::Error` variant as `Debug` prints it). The receive path is the
+/// dataplane's: `Packet::new_checked`, then `Repr::parse` (length, TLVs, checksum). Each
+/// vector's valid parent (`derived_from`) must still parse, so the defect is the only one.
+#[test]
+fn golden_negative_vectors_are_rejected_with_the_expected_error() {
+    let dir = vectors_dir().join("invalid");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| {
+            let p = e.unwrap().path();
+            (p.extension()? == "json").then_some(p)
+        })
+        .collect();
+    names.sort();
+    let mut errors = BTreeSet::new();
+    for json in &names {
+        let name = json.file_stem().unwrap().to_string_lossy().to_string();
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+        assert_eq!(v["kind"].as_str(), Some("m6_invalid"), "{name}: kind");
+        let octets = read_hex(&json.with_extension("hex"));
+        let src = addr(&v["ipv6_src"]);
+        let dst = addr(&v["ipv6_dst"]);
+        let want = v["error"].as_str().expect("error");
+        let got = Packet::new_checked(&octets[..])
+            .and_then(|p| Repr::parse(&p, &src, &dst, &IcmpTypes::default()));
+        match got {
+            Ok(r) => panic!("{name}: parsed as {r:?}, want {want}"),
+            Err(e) => assert_eq!(format!("{e:?}"), want, "{name}: {e}"),
+        }
+        // The vector really is its valid parent with a defect: the parent still parses.
+        let parent = v["derived_from"].as_str().expect("derived_from");
+        let pv = read_hex(&vectors_dir().join(format!("{parent}.hex")));
+        let p = Packet::new_checked(&pv[..]).unwrap_or_else(|e| panic!("{name}: {parent}: {e}"));
+        Repr::parse(&p, &src, &dst, &IcmpTypes::default())
+            .unwrap_or_else(|e| panic!("{name}: parent {parent}: {e}"));
+        errors.insert(want.to_string());
+    }
+    let required = ["BadChecksum", "BadLength", "Misaligned", "Truncated"];
+    for e in required {
+        assert!(errors.contains(e), "no negative vector for {e}: {errors:?}");
+    }
+}

@@ -13,7 +13,7 @@
 //! once and the engine retries it with backoff (seed 001 section 7.13), like any SERVFAIL.
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -107,10 +107,25 @@ impl Reply {
     }
 }
 
-/// The DNS component the daemon runs beside the engine. Dropping it stops the thread;
-/// lookups still running are abandoned.
+/// Shared between the service and its thread: tells the thread to stop taking lookups.
+struct Shutdown {
+    /// Set by [`DnsService`]'s `Drop`; queued jobs seen after it are answered transient.
+    flag: AtomicBool,
+    /// The in-flight slots; closed on shutdown so a receive loop waiting for a slot wakes.
+    slots: Arc<Semaphore>,
+}
+
+/// How long `Drop` lets the runtime wind down lookups still in flight before abandoning
+/// them (their tasks are cancelled, not awaited).
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(50);
+
+/// The DNS component the daemon runs beside the engine. Dropping it stops the thread
+/// promptly: lookups still queued are answered [`DnsResult::Transient`] without going to the
+/// wire, and lookups still running are abandoned (their tasks cancelled), so dropping never
+/// waits for DNS timeouts.
 pub struct DnsService {
     jobs: Option<mpsc::Sender<Job>>,
+    shutdown: Arc<Shutdown>,
     reply: Reply,
     results: Receiver<Completion>,
     thread: Option<JoinHandle<()>>,
@@ -132,12 +147,18 @@ impl DnsService {
             .enable_io()
             .enable_time()
             .build()?;
+        let shutdown = Arc::new(Shutdown {
+            flag: AtomicBool::new(false),
+            slots: Arc::new(Semaphore::new(setup.max_inflight.max(1))),
+        });
         let thread_reply = reply.clone();
+        let thread_shutdown = Arc::clone(&shutdown);
         let thread = std::thread::Builder::new()
             .name("m6-dns".into())
-            .spawn(move || run(runtime, setup, jobs_rx, thread_reply))?;
+            .spawn(move || run(runtime, setup, jobs_rx, thread_reply, thread_shutdown))?;
         Ok(DnsService {
             jobs: Some(jobs_tx),
+            shutdown,
             reply,
             results: res_rx,
             thread: Some(thread),
@@ -202,7 +223,12 @@ impl DnsService {
 
 impl Drop for DnsService {
     fn drop(&mut self) {
-        // Closing the queue ends the thread's receive loop.
+        // Stop order matters: the flag makes the loop answer whatever is still queued at
+        // once, closing the semaphore wakes a loop waiting for an in-flight slot, and closing
+        // the queue ends the receive loop once it is drained. The thread then shuts its
+        // runtime down with a short grace, cancelling lookups still in flight.
+        self.shutdown.flag.store(true, Ordering::Release);
+        self.shutdown.slots.close();
         self.jobs = None;
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -215,12 +241,12 @@ fn run(
     setup: ResolverSetup,
     mut jobs: mpsc::Receiver<Job>,
     reply: Reply,
+    shutdown: Arc<Shutdown>,
 ) {
     let ResolverSetup {
         config,
         options,
         marker_type,
-        max_inflight,
         lookup_deadline,
         ..
     } = setup;
@@ -228,10 +254,19 @@ fn run(
         let resolver = Resolver::builder_with_config(config, TokioConnectionProvider::default())
             .with_options(options)
             .build();
-        let slots = Arc::new(Semaphore::new(max_inflight.max(1)));
+        // `max_inflight` sized `shutdown.slots` in `DnsService::start`.
         while let Some(job) = jobs.recv().await {
-            let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
-                break; // the semaphore is never closed
+            if shutdown.flag.load(Ordering::Acquire) {
+                abandon(&reply, job);
+                continue;
+            }
+            let slot = match Arc::clone(&shutdown.slots).acquire_owned().await {
+                Ok(slot) => slot,
+                // Closed: the service is being dropped.
+                Err(_) => {
+                    abandon(&reply, job);
+                    continue;
+                }
             };
             let resolver = resolver.clone();
             let reply = reply.clone();
@@ -254,5 +289,18 @@ fn run(
                 });
             });
         }
+    });
+    // Lookups still in flight are cancelled rather than awaited (a stopped server would
+    // otherwise hold the thread for up to a lookup deadline each).
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+}
+
+/// Answers a queued lookup [`DnsResult::Transient`] without running it (shutdown).
+fn abandon(reply: &Reply, job: Job) {
+    reply.send(Completion {
+        id: job.id,
+        query: job.query,
+        result: DnsResult::Transient,
+        took: job.submitted.elapsed(),
     });
 }

@@ -5,6 +5,9 @@
 //! oracles with `assert!`: whatever parses re-emits to something that parses to the same
 //! representation, and checksums written are checksums verified. An assertion failure is a
 //! bug in the wire code, found exactly as a crash would be.
+//!
+//! Compiled only with the cargo feature `fuzzing` (fuzz/Cargo.toml and proto's self
+//! dev-dependency enable it), so no production build contains these panics.
 #![allow(clippy::panic)]
 
 use core::net::Ipv6Addr;

@@ -12,7 +12,9 @@
 //!   plain bytes, also the dataplane's per-packet one.
 //! - [`dns`]: the M6 capability marker in DNS.
 //! - [`consts`]: every protocol constant with its default.
-//! - [`fuzz_entry`]: the bodies of the fuzz targets, callable from stable Rust.
+//! - `fuzz_entry` (cargo feature `fuzzing`, enabled only by `fuzz/` and proto's own tests):
+//!   the bodies of the fuzz targets, callable from stable Rust. It is the only code here with
+//!   `panic!`/`assert!` (its oracles), which is why production builds leave it out.
 //!
 //! Nothing in this module panics on network data: parsers return [`Error`].
 #![deny(
@@ -26,6 +28,7 @@ pub mod checksum;
 pub mod consts;
 pub mod data;
 pub mod dns;
+#[cfg(feature = "fuzzing")]
 pub mod fuzz_entry;
 pub mod m6;
 pub mod tlv;
