@@ -289,7 +289,6 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
         );
     }
     println!("counter io.alloc_failures {}", io.alloc_failures);
-    println!("counter io.multi_segment_drops {}", io.multi_segment_drops);
     println!("counter io.learned_dropped {}", io.learned_dropped);
     println!("counter io.idle_sleeps {}", io.idle_sleeps);
     if let Some(c) = counters {

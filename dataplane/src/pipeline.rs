@@ -19,11 +19,11 @@
 use std::net::Ipv6Addr;
 
 use crate::buf::PacketBuf;
-use crate::neighbor::{Learned, NeighborCache};
+use crate::neighbor::{Learned, NeighborCache, Origin, SWEEP_INTERVAL_NS};
 use crate::net::addr::{self, Addr};
 use crate::nodes::classify::{self, Disposition, Parsed};
 use crate::nodes::icmp_error::{self, Kind, TokenBucket};
-use crate::nodes::{echo, egress, inbound, local, nd, rewrite, DropCause};
+use crate::nodes::{echo, egress, inbound, local, nd, rewrite, DropCause, PipelineDrop};
 use crate::site::{Site, SiteTables};
 use crate::stats::Counters;
 
@@ -62,6 +62,8 @@ struct Slot {
     out_port: usize,
     hop: Hop,
     mac: Option<[u8; 6]>,
+    /// The neighbor entry is STALE: confirm it with a solicitation.
+    probe: bool,
     icmp: Option<Kind>,
 }
 
@@ -121,10 +123,12 @@ impl Frames {
     }
 }
 
-/// A memoised next-hop resolution, valid while the neighbor cache generation is unchanged.
+/// A memoised next-hop resolution, valid while the neighbor cache generation is unchanged,
+/// within one burst (the resolution marks the entry used at the burst's time).
 #[derive(Clone, Copy, Debug, Default)]
 struct Memo {
     generation: u64,
+    now: u64,
     port: usize,
     ip: Addr,
     mac: Option<[u8; 6]>,
@@ -134,6 +138,8 @@ struct Memo {
 struct Generated {
     bytes: Vec<u8>,
     frames: Vec<(usize, usize, usize)>,
+    /// The target of each frame.
+    targets: Vec<(usize, Addr)>,
 }
 
 /// One worker's packet pipeline.
@@ -149,6 +155,10 @@ pub struct Pipeline {
     host_memo: Memo,
     generated: Generated,
     learned: Vec<(usize, Ipv6Addr, [u8; 6])>,
+    /// The clock of the latest burst: the time of neighbors learned between bursts.
+    now: u64,
+    /// When the neighbor cache was last swept of dead entries.
+    last_sweep: u64,
 }
 
 #[inline]
@@ -180,8 +190,11 @@ impl Pipeline {
             generated: Generated {
                 bytes: Vec::with_capacity(MAX_GENERATED * nd::NS_FRAME_LEN),
                 frames: Vec::with_capacity(MAX_GENERATED),
+                targets: Vec::with_capacity(MAX_GENERATED),
             },
             learned: Vec::with_capacity(MAX_LEARNED),
+            now: 0,
+            last_sweep: 0,
             site,
         }
     }
@@ -207,9 +220,21 @@ impl Pipeline {
         let (Some(pkts), Some(next)) = (pkts.get_mut(..n), next.get_mut(..n)) else {
             return;
         };
+        self.now = self.now.max(now_ns);
+        if now_ns.saturating_sub(self.last_sweep) >= SWEEP_INTERVAL_NS {
+            self.last_sweep = now_ns;
+            self.neighbors.sweep(now_ns);
+        }
         for (p, x) in pkts.chunks_mut(MAX_BURST).zip(next.chunks_mut(MAX_BURST)) {
             self.process_chunk(rx_port, p, x, now_ns);
         }
+        self.sync_neighbor_counters();
+    }
+
+    /// Copies the neighbor cache's own counts into the counters.
+    fn sync_neighbor_counters(&mut self) {
+        self.counters.nd.neighbor_evicted = self.neighbors.evictions();
+        self.counters.nd.neighbor_expired = self.neighbors.expirations();
     }
 
     fn process_chunk<B: PacketBuf>(
@@ -227,7 +252,7 @@ impl Pipeline {
             }
         }
         self.classify_stage(rx, pkts, next);
-        self.local_stage(rx, pkts, next);
+        self.local_stage(rx, pkts, next, now);
         self.egress_stage();
         self.inbound_stage(rx, pkts);
         self.rewrite_stage(pkts, next, now);
@@ -243,6 +268,7 @@ impl Pipeline {
             }
             slot.hop = Hop::None;
             slot.mac = None;
+            slot.probe = false;
             slot.icmp = None;
             match disp {
                 Disposition::Local => self.frames.local.push(i),
@@ -255,8 +281,20 @@ impl Pipeline {
     }
 
     /// Stage 2: the router's own traffic (ND, echo).
-    fn local_stage<B: PacketBuf>(&mut self, rx: usize, pkts: &mut [B], next: &mut [Next]) {
+    fn local_stage<B: PacketBuf>(
+        &mut self,
+        rx: usize,
+        pkts: &mut [B],
+        next: &mut [Next],
+        now: u64,
+    ) {
         let Some(port) = self.tables.ports.get(rx) else {
+            // Unreachable: classification refuses frames from unknown ports.
+            for _ in 0..self.frames.local.n {
+                self.counters
+                    .drop
+                    .count(DropCause::Pipeline(PipelineDrop::InternalError));
+            }
             return;
         };
         for k in 0..self.frames.local.n {
@@ -274,25 +312,29 @@ impl Pipeline {
                     }
                     Err(r) => self.counters.drop.count(DropCause::Echo(r)),
                 },
-                Ok(local::Handler::Nd) => match nd::input(b, &p, port, &mut self.counters.nd) {
-                    Ok((outcome, learn)) => {
-                        if let Some((ip, mac)) = learn {
-                            learn_from_wire(
-                                &mut self.neighbors,
-                                &mut self.learned,
-                                &mut self.counters,
-                                rx,
-                                ip,
-                                mac,
-                            );
+                Ok(local::Handler::Nd) => {
+                    match nd::input_with_origin(b, &p, port, &mut self.counters.nd) {
+                        Ok((outcome, learn)) => {
+                            if let Some(l) = learn {
+                                learn_from_wire(
+                                    &mut self.neighbors,
+                                    &mut self.learned,
+                                    &mut self.counters,
+                                    rx,
+                                    l,
+                                    now,
+                                );
+                            }
+                            match outcome {
+                                nd::Outcome::Reply => {
+                                    send(&mut self.counters, next, i, rx, b.len())
+                                }
+                                nd::Outcome::Consumed => self.counters.local_consumed += 1,
+                            }
                         }
-                        match outcome {
-                            nd::Outcome::Reply => send(&mut self.counters, next, i, rx, b.len()),
-                            nd::Outcome::Consumed => self.counters.local_consumed += 1,
-                        }
+                        Err(r) => self.counters.drop.count(DropCause::Nd(r)),
                     }
-                    Err(r) => self.counters.drop.count(DropCause::Nd(r)),
-                },
+                }
             }
         }
     }
@@ -376,9 +418,10 @@ impl Pipeline {
             let i = self.frames.rewrite.get(k);
             if let Some(slot) = self.slots.get(i) {
                 let (port, hop) = (slot.out_port, slot.hop);
-                let mac = self.resolve(port, hop);
+                let (mac, probe) = self.resolve(port, hop, now);
                 if let Some(slot) = self.slots.get_mut(i) {
                     slot.mac = mac;
+                    slot.probe = probe;
                 }
             }
         }
@@ -390,12 +433,32 @@ impl Pipeline {
                 continue;
             };
             let Some(port) = self.tables.ports.get(slot.out_port) else {
+                // Unreachable: out ports come from the tables.
+                self.counters
+                    .drop
+                    .count(DropCause::Pipeline(PipelineDrop::InternalError));
                 continue;
+            };
+            let target = match slot.hop {
+                Hop::Isp(isp) => self.tables.isps.get(isp).map(|s| s.next_hop),
+                Hop::Host(a) => Some(a),
+                Hop::None => None,
             };
             match slot.mac {
                 Some(mac) => {
                     if !rewrite::apply(b, &slot.p, port.mac, mac) {
+                        // Unreachable: classification checked the headers are there.
+                        self.counters
+                            .drop
+                            .count(DropCause::Pipeline(PipelineDrop::InternalError));
                         continue;
+                    }
+                    if slot.probe {
+                        if let Some(target) = target {
+                            if self.solicit(slot.out_port, target, now, false) {
+                                self.counters.nd.stale_probes += 1;
+                            }
+                        }
                     }
                     let len = b.len();
                     send(&mut self.counters, next, i, slot.out_port, len);
@@ -409,13 +472,8 @@ impl Pipeline {
                     self.counters
                         .drop
                         .count(DropCause::Rewrite(rewrite::DropReason::NeighborUnresolved));
-                    let target = match slot.hop {
-                        Hop::Isp(isp) => self.tables.isps.get(isp).map(|s| s.next_hop),
-                        Hop::Host(a) => Some(a),
-                        Hop::None => None,
-                    };
                     if let Some(target) = target {
-                        self.solicit(slot.out_port, target, now);
+                        self.solicit(slot.out_port, target, now, true);
                     }
                 }
             }
@@ -453,6 +511,8 @@ impl Pipeline {
                 continue;
             }
             let Some(src) = self.tables.source_for(rx, slot.p.src) else {
+                // The packet is already counted as a drop; count the error not sent.
+                self.counters.icmp.error_no_source += 1;
                 continue;
             };
             match icmp_error::build(b, &slot.p, kind, src, port_mac) {
@@ -469,57 +529,72 @@ impl Pipeline {
     }
 
     /// The MAC of `hop` on `port`: a static next-hop MAC, else the neighbor cache, through
-    /// a memo so a burst toward one next hop hashes once.
+    /// a memo so a burst toward one next hop hashes once. The flag asks for a probe of a
+    /// STALE entry (once per burst: memo hits never ask).
     #[inline]
-    fn resolve(&mut self, port: usize, hop: Hop) -> Option<[u8; 6]> {
-        let generation = self.neighbors.generation();
+    fn resolve(&mut self, port: usize, hop: Hop, now: u64) -> (Option<[u8; 6]>, bool) {
         let (ip, memo) = match hop {
-            Hop::None => return None,
+            Hop::None => return (None, false),
             Hop::Isp(isp) => {
-                let s = self.tables.isps.get(isp)?;
+                let Some(s) = self.tables.isps.get(isp) else {
+                    return (None, false);
+                };
                 if s.static_mac.is_some() {
-                    return s.static_mac;
+                    return (s.static_mac, false);
                 }
-                (s.next_hop, self.isp_memo.get_mut(isp)?)
+                let Some(memo) = self.isp_memo.get_mut(isp) else {
+                    return (None, false);
+                };
+                (s.next_hop, memo)
             }
             Hop::Host(a) => (a, &mut self.host_memo),
         };
-        if memo.generation == generation && memo.port == port && memo.ip == ip {
-            return memo.mac;
+        let generation = self.neighbors.generation();
+        if memo.generation == generation && memo.now == now && memo.port == port && memo.ip == ip {
+            return (memo.mac, false);
         }
-        let mac = self.neighbors.lookup(port, ip);
+        let r = self.neighbors.resolve(port, ip, now);
+        let mac = r.map(|r| r.mac);
         *memo = Memo {
-            generation,
+            // The resolution may have deleted a dead entry.
+            generation: self.neighbors.generation(),
+            now,
             port,
             ip,
             mac,
         };
-        mac
+        (mac, r.is_some_and(|r| r.probe))
     }
 
     /// Queues a Neighbor Solicitation for `target` on `port`, at most one per second per
-    /// target.
-    fn solicit(&mut self, port: usize, target: Addr, now: u64) {
+    /// target; whether it did. `count_limited`: count the solicitations the rate limit
+    /// holds back (not for probes of STALE entries, asked for on every burst that uses
+    /// them).
+    fn solicit(&mut self, port: usize, target: Addr, now: u64, count_limited: bool) -> bool {
         if self.generated.frames.len() >= MAX_GENERATED {
             self.counters.nd.ns_queue_full += 1;
-            return;
+            return false;
         }
         if !self.neighbors.should_solicit(port, target, now) {
-            self.counters.nd.ns_ratelimited += 1;
-            return;
+            if count_limited {
+                self.counters.nd.ns_ratelimited += 1;
+            }
+            return false;
         }
         let (Some(p), Some(src)) = (
             self.tables.ports.get(port),
             self.tables.ns_source_for(port, target),
         ) else {
-            return;
+            return false;
         };
         let mut frame = [0u8; nd::NS_FRAME_LEN];
         nd::build_ns_frame(&mut frame, p.mac, src, target);
         let start = self.generated.bytes.len();
         self.generated.bytes.extend_from_slice(&frame);
         self.generated.frames.push((port, start, frame.len()));
+        self.generated.targets.push((port, target));
         self.counters.nd.ns_sent += 1;
+        true
     }
 
     /// Hands every router-originated frame (Neighbor Solicitations) to `out` with the port
@@ -531,6 +606,7 @@ impl Pipeline {
             }
         }
         self.generated.frames.clear();
+        self.generated.targets.clear();
         self.generated.bytes.clear();
     }
 
@@ -556,7 +632,36 @@ impl Pipeline {
     /// Records a neighbor another worker learned (not queued for [`Self::drain_learned`]
     /// again).
     pub fn learn_neighbor(&mut self, port: usize, ip: Ipv6Addr, mac: [u8; 6]) {
-        self.neighbors.learn(port, addr::from_std(&ip), mac);
+        self.neighbors
+            .learn(port, addr::from_std(&ip), mac, Origin::Peer, self.now);
+        self.sync_neighbor_counters();
+    }
+
+    /// Marks `ip` on `port` as being solicited (another worker sent the solicitation,
+    /// see [`Self::drain_solicited`]), so that the advertisement answering it may create
+    /// an entry here when RSS delivers it to this worker.
+    pub fn expect_neighbor(&mut self, port: usize, ip: Ipv6Addr) {
+        self.neighbors.expect(port, addr::from_std(&ip), self.now);
+    }
+
+    /// The targets of the solicitations waiting in [`Self::drain_generated`] (call before
+    /// it), for the io layer to pass to the other workers' [`Self::expect_neighbor`].
+    pub fn drain_solicited(&self, out: &mut impl FnMut(usize, Ipv6Addr)) {
+        for &(port, target) in &self.generated.targets {
+            out(port, addr::to_std(target));
+        }
+    }
+
+    /// Counts a frame the io layer dropped before the pipeline because it is a chained
+    /// (multi-segment) mbuf: `drop.multi_segment`, and `rx.<port>` like every received
+    /// frame.
+    pub fn count_drop_multi_segment(&mut self, port: usize, len: usize) {
+        if let Some(c) = self.counters.rx.get_mut(port) {
+            c.add(len);
+        }
+        self.counters
+            .drop
+            .count(DropCause::Pipeline(PipelineDrop::MultiSegment));
     }
 
     /// Installs a configured neighbor that nothing learned from the wire replaces.
@@ -590,10 +695,11 @@ fn learn_from_wire(
     learned: &mut Vec<(usize, Ipv6Addr, [u8; 6])>,
     counters: &mut Counters,
     port: usize,
-    ip: Addr,
-    mac: [u8; 6],
+    l: nd::Learning,
+    now: u64,
 ) {
-    match neighbors.learn(port, ip, mac) {
+    let (ip, mac) = (l.ip, l.mac);
+    match neighbors.learn(port, ip, mac, l.origin, now) {
         Learned::New | Learned::Changed => {
             counters.nd.learned += 1;
             if learned.len() < MAX_LEARNED {
@@ -604,6 +710,7 @@ fn learn_from_wire(
         }
         Learned::Unchanged => {}
         Learned::Refused => counters.nd.learn_refused += 1,
+        Learned::Unsolicited => counters.nd.unsolicited_na_refused += 1,
     }
 }
 

@@ -5,7 +5,7 @@
 //! [`Counters::for_each`] reports all of them, zeros included, so a scraper sees the full
 //! set from the first snapshot.
 
-use crate::nodes::{classify, echo, egress, inbound, local, nd, rewrite, DropCause};
+use crate::nodes::{classify, echo, egress, inbound, local, nd, rewrite, DropCause, PipelineDrop};
 use crate::site::Site;
 
 /// Declares a node's drop reasons: a fieldless enum with its counter names, `ALL` in
@@ -86,6 +86,8 @@ named_counters! {
         error_suppressed,
         /// Errors that did not fit in the buffer (no headroom nor tailroom).
         error_no_room,
+        /// Errors not sent: the router has no address to send them from on the port.
+        error_no_source,
         echo_replied,
     }
 }
@@ -103,8 +105,18 @@ named_counters! {
         ns_queue_full,
         /// New or changed entries learned from the wire.
         learned,
-        /// Entries not learned: the cache is full or the entry is static.
+        /// Entries not learned: the entry is static, a solicitation met a table filled past
+        /// its share, or the table holds only static entries.
         learn_refused,
+        /// Advertisements for a target with no entry that the router did not solicit
+        /// (RFC 4861 section 7.2.5: discarded, nothing created).
+        unsolicited_na_refused,
+        /// Entries evicted (least recently used first) to make room in a full table.
+        neighbor_evicted,
+        /// Entries deleted by aging: unused too long, or probed without answer.
+        neighbor_expired,
+        /// Solicitations asked for to confirm a STALE entry in use.
+        stale_probes,
         /// Learned entries not queued for the other workers (the queue was full; they
         /// resolve the neighbor themselves).
         learn_queue_full,
@@ -143,6 +155,7 @@ pub struct DropCounters {
     pub egress: [u64; egress::DropReason::COUNT],
     pub inbound: [u64; inbound::DropReason::COUNT],
     pub rewrite: [u64; rewrite::DropReason::COUNT],
+    pub pipeline: [u64; PipelineDrop::COUNT],
 }
 
 fn add_arrays<const N: usize>(a: &mut [u64; N], b: &[u64; N]) {
@@ -162,6 +175,7 @@ impl DropCounters {
             DropCause::Egress(r) => self.egress.get_mut(r.index()),
             DropCause::Inbound(r) => self.inbound.get_mut(r.index()),
             DropCause::Rewrite(r) => self.rewrite.get_mut(r.index()),
+            DropCause::Pipeline(r) => self.pipeline.get_mut(r.index()),
         };
         if let Some(c) = slot {
             *c += 1;
@@ -178,6 +192,7 @@ impl DropCounters {
             DropCause::Egress(r) => self.egress.get(r.index()),
             DropCause::Inbound(r) => self.inbound.get(r.index()),
             DropCause::Rewrite(r) => self.rewrite.get(r.index()),
+            DropCause::Pipeline(r) => self.pipeline.get(r.index()),
         };
         v.copied().unwrap_or_default()
     }
@@ -192,6 +207,7 @@ impl DropCounters {
             &self.egress[..],
             &self.inbound[..],
             &self.rewrite[..],
+            &self.pipeline[..],
         ]
         .iter()
         .flat_map(|a| a.iter())
@@ -206,6 +222,7 @@ impl DropCounters {
         add_arrays(&mut self.egress, &o.egress);
         add_arrays(&mut self.inbound, &o.inbound);
         add_arrays(&mut self.rewrite, &o.rewrite);
+        add_arrays(&mut self.pipeline, &o.pipeline);
     }
 
     fn for_each(&self, f: &mut impl FnMut(&str, u64)) {
@@ -254,6 +271,7 @@ impl DropCounters {
             &self.rewrite,
             f,
         );
+        each(PipelineDrop::ALL, PipelineDrop::name, &self.pipeline, f);
     }
 }
 
@@ -417,6 +435,13 @@ mod tests {
             "icmp.echo_replied",
             "nd.na_sent",
             "nd.ns_sent",
+            "nd.unsolicited_na_refused",
+            "nd.neighbor_evicted",
+            "nd.neighbor_expired",
+            "nd.stale_probes",
+            "icmp.error_no_source",
+            "drop.internal_error",
+            "drop.multi_segment",
             "local.consumed",
         ] {
             assert!(names.iter().any(|n| n == want), "missing {want}");

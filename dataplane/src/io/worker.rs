@@ -33,6 +33,12 @@ pub enum ControlMsg {
         ip: Ipv6Addr,
         mac: [u8; 6],
     },
+    /// Another worker solicited this target: accept its Neighbor Advertisement here too
+    /// (with RSS the answer may arrive on any worker).
+    Solicited {
+        port: usize,
+        ip: Ipv6Addr,
+    },
 }
 
 /// What a worker owns: its RX queues, a TX queue on every port (indexed by port), and
@@ -56,9 +62,7 @@ pub struct IoCounters {
     pub tx_full_drops: Vec<u64>,
     /// Router-originated frames lost because the mempool was empty.
     pub alloc_failures: u64,
-    /// Chained (multi-segment) frames: the pipeline reads single-segment buffers only.
-    pub multi_segment_drops: u64,
-    /// Learned-neighbor updates lost because the control channel was full.
+    /// Neighbor relays (learned entries, solicited targets) lost to a full control channel.
     pub learned_dropped: u64,
     pub idle_sleeps: u64,
 }
@@ -72,7 +76,6 @@ impl IoCounters {
             *a += b;
         }
         self.alloc_failures += other.alloc_failures;
-        self.multi_segment_drops += other.multi_segment_drops;
         self.learned_dropped += other.learned_dropped;
         self.idle_sleeps += other.idle_sleeps;
     }
@@ -108,6 +111,7 @@ pub fn run_worker(
                 ControlMsg::IspLink { isp, up } => pipeline.set_isp_link(isp, up),
                 ControlMsg::IspAdmin { isp, up } => pipeline.set_isp_admin(isp, up),
                 ControlMsg::Neighbor { port, ip, mac } => pipeline.learn_neighbor(port, ip, mac),
+                ControlMsg::Solicited { port, ip } => pipeline.expect_neighbor(port, ip),
             }
         }
 
@@ -118,9 +122,10 @@ pub fn run_worker(
                 continue;
             }
             received += n;
-            let before = rx_burst.len();
-            dropped.extend(rx_burst.extract_if(.., |m| m.nb_segs() != 1));
-            io.multi_segment_drops += (before - rx_burst.len()) as u64;
+            for chained in rx_burst.extract_if(.., |m| m.nb_segs() != 1) {
+                pipeline.count_drop_multi_segment(*port, chained.pkt_len());
+                dropped.push(chained);
+            }
             let n = rx_burst.len();
             let now_ns = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
             pipeline.process_burst(*port, &mut rx_burst[..n], &mut next[..n], now_ns);
@@ -132,6 +137,15 @@ pub fn run_worker(
             }
         }
 
+        let learned = &plan.learned;
+        pipeline.drain_solicited(&mut |port, ip| {
+            if learned
+                .try_send(ControlMsg::Solicited { port, ip })
+                .is_err()
+            {
+                io.learned_dropped += 1;
+            }
+        });
         let pool = &plan.pool;
         pipeline.drain_generated(&mut |port, frame: &[u8]| {
             if port >= ports {
@@ -148,7 +162,6 @@ pub fn run_worker(
                 None => io.alloc_failures += 1,
             }
         });
-        let learned = &plan.learned;
         pipeline.drain_learned(&mut |port, ip, mac| {
             if learned
                 .try_send(ControlMsg::Neighbor { port, ip, mac })

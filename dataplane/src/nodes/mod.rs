@@ -14,6 +14,22 @@ pub mod local;
 pub mod nd;
 pub mod rewrite;
 
+use crate::stats::reasons;
+
+reasons! {
+    /// Drops outside any stage's rules, counted by the pipeline itself.
+    pub enum PipelineDrop {
+        /// A stage could not do what classification promised (a buffer shorter than its
+        /// parsed headers, a port missing from the tables). Unreachable by construction;
+        /// counted so that no drop is silent.
+        InternalError = "internal_error",
+        /// A chained (multi-segment) mbuf: the pipeline reads single-segment buffers only.
+        /// The io layer drops these before the pipeline and counts them through
+        /// [`crate::Pipeline::count_drop_multi_segment`].
+        MultiSegment = "multi_segment",
+    }
+}
+
 /// A drop reason of any stage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DropCause {
@@ -24,6 +40,7 @@ pub enum DropCause {
     Egress(egress::DropReason),
     Inbound(inbound::DropReason),
     Rewrite(rewrite::DropReason),
+    Pipeline(PipelineDrop),
 }
 
 impl DropCause {
@@ -37,6 +54,7 @@ impl DropCause {
             DropCause::Egress(r) => r.name(),
             DropCause::Inbound(r) => r.name(),
             DropCause::Rewrite(r) => r.name(),
+            DropCause::Pipeline(r) => r.name(),
         }
     }
 }

@@ -6,6 +6,7 @@
 
 use super::classify::Parsed;
 use crate::buf::PacketBuf;
+use crate::neighbor::Origin;
 use crate::net::addr::{self, Addr};
 use crate::net::ethernet::{self, ethertype};
 use crate::net::icmpv6::{self, msg_type};
@@ -42,6 +43,14 @@ pub enum Outcome {
 /// A neighbor the message taught us: `(address, MAC)` on the receiving port.
 pub type Learn = Option<(Addr, [u8; 6])>;
 
+/// A neighbor the message taught us, with the evidence (for the neighbor cache's rules).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Learning {
+    pub ip: Addr,
+    pub mac: [u8; 6],
+    pub origin: Origin,
+}
+
 /// Length of the NS frames [`build_ns_frame`] writes.
 pub const NS_FRAME_LEN: usize = ethernet::HEADER_LEN + ipv6::HEADER_LEN + nd::WITH_LLADDR_LEN;
 
@@ -52,6 +61,17 @@ pub fn input<B: PacketBuf>(
     port: &PortTable,
     counters: &mut NdCounters,
 ) -> Result<(Outcome, Learn), DropReason> {
+    input_with_origin(buf, p, port, counters).map(|(o, l)| (o, l.map(|l| (l.ip, l.mac))))
+}
+
+/// [`input`], saying where what it learned comes from (an NS source option, or an NA and
+/// its solicited and override flags).
+pub fn input_with_origin<B: PacketBuf>(
+    buf: &mut B,
+    p: &Parsed,
+    port: &PortTable,
+    counters: &mut NdCounters,
+) -> Result<(Outcome, Option<Learning>), DropReason> {
     if p.hop_limit != nd::HOP_LIMIT {
         return Err(DropReason::BadHopLimit);
     }
@@ -85,7 +105,11 @@ pub fn input<B: PacketBuf>(
             }
             counters.ns_received += 1;
             let learn = match sll {
-                Some(mac) if !dad => Some((p.src, mac)),
+                Some(mac) if !dad => Some(Learning {
+                    ip: p.src,
+                    mac,
+                    origin: Origin::Solicit,
+                }),
                 _ => None,
             };
             // RFC 4861 7.2.4: to the soliciting node (at the link-layer address it gave, or
@@ -110,7 +134,8 @@ pub fn input<B: PacketBuf>(
         msg_type::NEIGHBOR_ADVERT => {
             let tll = nd::lladdr_option(options, option::TARGET_LLADDR)
                 .map_err(|_| DropReason::Malformed)?;
-            if addr::is_multicast(p.dst) && nd::na_flags(msg) & flags::SOLICITED != 0 {
+            let na_flags = nd::na_flags(msg);
+            if addr::is_multicast(p.dst) && na_flags & flags::SOLICITED != 0 {
                 return Err(DropReason::Malformed);
             }
             counters.na_received += 1;
@@ -119,7 +144,18 @@ pub fn input<B: PacketBuf>(
                 counters.own_address_conflict += 1;
                 return Ok((Outcome::Consumed, None));
             }
-            Ok((Outcome::Consumed, tll.map(|mac| (target, mac))))
+            let origin = Origin::Advert {
+                solicited: na_flags & flags::SOLICITED != 0,
+                override_: na_flags & flags::OVERRIDE != 0,
+            };
+            Ok((
+                Outcome::Consumed,
+                tll.map(|mac| Learning {
+                    ip: target,
+                    mac,
+                    origin,
+                }),
+            ))
         }
         _ => Err(DropReason::Malformed),
     }
@@ -471,6 +507,53 @@ mod tests {
         let (r, _, c) = run(&na, 1);
         assert_eq!(r, Ok((Outcome::Consumed, None)));
         assert_eq!(c.own_address_conflict, 1);
+    }
+
+    #[test]
+    fn learning_says_where_it_comes_from() {
+        let t = SiteTables::new(&two_isp_site());
+        let origin = |f: &[u8], port: usize| {
+            let mut b = VecBuf::new(f);
+            let (_, _, p) = classify(&mut b, &t, port);
+            let mut c = NdCounters::default();
+            input_with_origin(&mut b, &p, &t.ports[port], &mut c)
+                .ok()
+                .and_then(|(_, l)| l)
+                .map(|l| l.origin)
+        };
+        let ns = ns_frame(
+            SN_MAC_LAN,
+            HOST_MAC,
+            "fe80::10",
+            "ff02::1:ff00:1",
+            LAN_LL,
+            Some(HOST_MAC),
+        );
+        assert_eq!(origin(&ns, 0), Some(Origin::Solicit));
+        for (flags, solicited, override_) in [
+            (0xe0, true, true),
+            (0xc0, true, false),
+            (0xa0, false, true),
+            (0x80, false, false),
+        ] {
+            let na = na_frame(
+                ISP1_PORT_MAC,
+                ISP1_MAC,
+                "fe80::1",
+                "fe80::ff:fe00:2",
+                "fe80::1",
+                flags,
+                Some(ISP1_MAC),
+            );
+            assert_eq!(
+                origin(&na, 1),
+                Some(Origin::Advert {
+                    solicited,
+                    override_
+                }),
+                "{flags:#x}"
+            );
+        }
     }
 
     #[test]
