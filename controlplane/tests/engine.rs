@@ -37,6 +37,7 @@ fn keyring(b: u8) -> CcKeyring {
 
 type DropFn = Box<dyn FnMut(usize, &Ipv6Addr, &Ipv6Addr, &Repr) -> bool>;
 type DnsFn = Box<dyn FnMut(usize, &DnsQuery) -> Option<DnsResult>>;
+type DnsLostFn = Box<dyn FnMut(usize, &DnsQuery) -> bool>;
 
 enum Item {
     Msg {
@@ -72,6 +73,10 @@ struct W {
     dns_queries: Vec<(usize, DnsQuery)>,
     drop: DropFn,
     dns: DnsFn,
+    /// Lookups the resolver never answers (the engine's own timeout must catch them).
+    dns_lost: DnsLostFn,
+    /// Ids of the lookups never answered.
+    lost_ids: Vec<(usize, controlplane::engine::DnsQueryId)>,
 }
 
 fn cfg() -> EngineConfig {
@@ -124,6 +129,8 @@ impl W {
             dns_queries: Vec::new(),
             drop: Box::new(|_, _, _, _| false),
             dns: Box::new(|_, _| None),
+            dns_lost: Box::new(|_, _| false),
+            lost_ids: Vec::new(),
         }
     }
 
@@ -193,6 +200,10 @@ impl W {
             }
             Action::Dns { id, query } => {
                 self.dns_queries.push((node, query.clone()));
+                if (self.dns_lost)(node, &query) {
+                    self.lost_ids.push((node, id));
+                    return;
+                }
                 let res = (self.dns)(node, &query).unwrap_or_else(|| self.answer(&query));
                 let at = self.now + Duration::from_millis(1);
                 self.push(at, Item::Dns { node, id, res });
@@ -614,6 +625,60 @@ fn s7_3_discarded_piggyback_is_resent_once_established() {
     assert_eq!(w.ctx(0).unwrap().state, State::Established);
     assert!(w.log.iter().any(|(n, a)| *n == 0
         && matches!(a, Action::ResendUlp { piggyback, .. } if *piggyback == piggy())));
+}
+
+#[test]
+fn s7_4_piggyback_kept_when_cc_answers_an_init_without_it() {
+    let mut w = W::new();
+    // Every INIT from A1 (the only ones carrying the piggyback) is lost; B answers an INIT
+    // sent from A2, which carried no piggyback: A must still resend the packet.
+    w.drop = Box::new(|from, src, _, r| {
+        from == 0 && *src == A1 && matches!(r.message, Message::Init(_))
+    });
+    w.feed(
+        0,
+        Event::DataPath(DataPathEvent::FirstPacket {
+            aid_local: A1,
+            aid_peer: B1,
+            piggyback: Some(piggy()),
+        }),
+    );
+    w.run_for(secs(120));
+    let inits = w.sent_by(0, Code::Init);
+    assert!(inits
+        .iter()
+        .all(|(_, s, _, r)| (*s == A1) == r.piggyback.is_some()));
+    assert!(inits.iter().any(|(_, s, _, _)| *s == A2));
+    assert_eq!(w.ctx(0).unwrap().state, State::Established);
+    assert_eq!(w.delivered(1), 0, "B never saw the piggyback");
+    let resent = w
+        .log
+        .iter()
+        .filter(|(n, a)| {
+            *n == 0 && matches!(a, Action::ResendUlp { piggyback, .. } if *piggyback == piggy())
+        })
+        .count();
+    assert_eq!(resent, 1, "the held packet is resent exactly once");
+}
+
+#[test]
+fn s7_4_piggyback_not_resent_when_the_answered_init_carried_it() {
+    let mut w = W::new();
+    w.feed(
+        0,
+        Event::DataPath(DataPathEvent::FirstPacket {
+            aid_local: A1,
+            aid_peer: B1,
+            piggyback: Some(piggy()),
+        }),
+    );
+    w.run_for(secs(10));
+    assert_eq!(w.ctx(0).unwrap().state, State::Established);
+    assert_eq!(w.delivered(1), 1);
+    assert!(!w
+        .log
+        .iter()
+        .any(|(n, a)| *n == 0 && matches!(a, Action::ResendUlp { .. })));
 }
 
 #[test]
@@ -2265,4 +2330,313 @@ fn s7_5_cc_made_before_a_key_rotation_is_still_accepted_once() {
         },
     );
     assert_eq!(w.count(1), 0, "two rotations later the key is gone");
+}
+
+// ------------------------------------------------------------------ engine DNS timeout
+
+#[test]
+fn s7_13_unanswered_dns_lookup_times_out_as_transient_and_is_retried() {
+    let mut w = W::new();
+    let mut lost = 0;
+    w.dns_lost = Box::new(move |node, q| {
+        let hit = node == 0 && lost == 0 && *q == DnsQuery::Reverse(B1);
+        if hit {
+            lost += 1;
+        }
+        hit
+    });
+    w.open();
+    w.run_for(secs(5));
+    assert!(
+        w.ctx(0).is_none(),
+        "discovery still waits for the PTR of B1"
+    );
+    assert_eq!(w.lost_ids.len(), 1);
+    w.run_for(secs(60));
+    assert_eq!(w.e[0].stats().dns_timeouts, 1);
+    let ptrs = w
+        .dns_queries
+        .iter()
+        .filter(|(n, q)| *n == 0 && *q == DnsQuery::Reverse(B1))
+        .count();
+    assert!(ptrs >= 2, "the lookup is issued again after its timeout");
+    assert_eq!(w.ctx(0).map(|c| c.state), Some(State::Established));
+    // A late answer to the timed-out lookup is ignored.
+    let (node, id) = w.lost_ids[0];
+    let acts = w.feed(
+        node,
+        Event::Dns {
+            id,
+            result: DnsResult::Permanent,
+        },
+    );
+    assert!(acts.is_empty(), "{acts:?}");
+    assert_eq!(w.ctx(0).map(|c| c.state), Some(State::Established));
+}
+
+// ------------------------------------------------------------------ local locator map
+
+#[test]
+fn s7_3_init_naming_a_withdrawn_locator_is_dropped() {
+    let mut w = W::new();
+    let init = |flow| Event::Received {
+        src: A1,
+        dst: B2,
+        repr: init_repr(A1, B2, vec![A1], flow, false),
+    };
+    let acts = w.feed(1, init(5));
+    assert!(
+        acts.iter().any(|a| matches!(a, Action::Send { .. })),
+        "B2 is B's: CC"
+    );
+    let host = w.e[1].host_of(&B1).unwrap();
+    w.feed(
+        1,
+        Event::Admin(AdminCommand::SetLocators {
+            host,
+            locators: vec![B1],
+        }),
+    );
+    assert_eq!(w.e[1].host_of(&B2), None, "withdrawn locator unmapped");
+    let acts = w.feed(1, init(6));
+    assert!(
+        acts.iter().all(|a| !matches!(a, Action::Send { .. })),
+        "INIT naming a withdrawn locator gets no CC: {acts:?}"
+    );
+    // Restored: answered again.
+    w.feed(
+        1,
+        Event::Admin(AdminCommand::SetLocators {
+            host,
+            locators: vec![B1, B2],
+        }),
+    );
+    let acts = w.feed(1, init(7));
+    assert!(acts.iter().any(|a| matches!(a, Action::Send { .. })));
+}
+
+#[test]
+fn add_host_and_set_locators_do_not_steal_another_hosts_locator() {
+    const C1: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xa, 3, 0, 0, 0, 1);
+    let mut w = W::new();
+    let a = w.e[0].host_of(&A1).unwrap();
+    assert_eq!(
+        w.e[0].try_add_host(LocalHost {
+            locators: vec![C1, A1],
+            dns_verifiable: false,
+        }),
+        Err(A1)
+    );
+    assert_eq!(w.e[0].host_of(&C1), None, "refused host left no trace");
+    let c = w.e[0].add_host(LocalHost {
+        locators: vec![C1, A1],
+        dns_verifiable: false,
+    });
+    assert_ne!(a, c);
+    assert_eq!(w.e[0].host_of(&A1), Some(a), "A1 stays with its owner");
+    assert_eq!(w.e[0].host_of(&C1), Some(c));
+    assert_eq!(w.e[0].stats().locator_conflicts, 1);
+    w.feed(
+        0,
+        Event::Admin(AdminCommand::SetLocators {
+            host: c,
+            locators: vec![C1, A2],
+        }),
+    );
+    assert_eq!(
+        w.e[0].host_of(&A2),
+        Some(a),
+        "SetLocators cannot take A2 either"
+    );
+    assert_eq!(w.e[0].stats().locator_conflicts, 2);
+}
+
+// ------------------------------------------------------------------ 7.13 PTR failure
+
+#[test]
+fn s7_13_permanent_ptr_failure_excludes_locator_and_sends_reduced_lsr_in_ur() {
+    let mut w = W::new();
+    w.ptr.remove(&B2); // PTR(B2) fails permanently
+    w.open();
+    w.run_for(secs(10));
+    let a = w.ctx(0).unwrap();
+    assert_eq!(a.state, State::Established);
+    assert!(!a.lsr_peer.as_ref().unwrap().contains(&B2));
+    assert!(!a.ls_peer().contains(&B2) && !a.lsv_peer().contains(&B2));
+    assert!(w.e[0].stats().locators_excluded >= 1);
+    let urs = w.sent_by(0, Code::Ur);
+    assert!(
+        urs.iter().any(|(_, _, _, r)| matches!(&r.message,
+            Message::Ur(u) if u.lsr_receiver.contains(&B1) && !u.lsr_receiver.contains(&B2))),
+        "a UR signals the reduced Lsr: {urs:?}"
+    );
+    // B applied it: Ls(B) as B sees it no longer holds B2.
+    let b = w.ctx(1).unwrap();
+    assert!(!b.ls_local().contains(&B2), "{:?}", b.ls_local());
+    assert_eq!(a.ls_peer(), b.ls_local());
+}
+
+// ------------------------------------------------------------------ responder rate limits
+
+#[test]
+fn s7_3_cc_replies_are_rate_limited() {
+    let mut w = W::with(
+        EngineConfig {
+            cc_per_second: 1,
+            cc_burst: 2,
+            ..cfg()
+        },
+        true,
+        true,
+    );
+    let mut ccs = 0;
+    for i in 0..5u32 {
+        let acts = w.feed(
+            1,
+            Event::Received {
+                src: A1,
+                dst: B1,
+                repr: init_repr(A1, B1, vec![A1], 10 + i, false),
+            },
+        );
+        ccs += acts
+            .iter()
+            .filter(|a| matches!(a, Action::Send { repr, .. } if matches!(repr.message, Message::Cc(_))))
+            .count();
+    }
+    assert_eq!(ccs, 2, "burst of 2");
+    assert_eq!(w.e[1].stats().cc_rate_limited, 3);
+    w.now += secs(1);
+    let acts = w.feed(
+        1,
+        Event::Received {
+            src: A1,
+            dst: B1,
+            repr: init_repr(A1, B1, vec![A1], 20, false),
+        },
+    );
+    assert!(
+        acts.iter().any(|a| matches!(a, Action::Send { .. })),
+        "refilled"
+    );
+}
+
+#[test]
+fn s7_5_responder_lookups_are_rate_limited() {
+    let mut w = W::with(
+        EngineConfig {
+            responder_lookups_per_second: 0,
+            responder_lookups_burst: 1,
+            ..cfg()
+        },
+        true,
+        true,
+    );
+    w.open();
+    w.run_for(secs(2));
+    assert_eq!(w.ctx(1).map(|c| c.state), Some(State::Established));
+    w.feed(
+        0,
+        Event::Admin(AdminCommand::Open {
+            aid_local: A2,
+            aid_peer: B1,
+        }),
+    );
+    w.run_for(secs(2));
+    let b = w.e[1].context_for(B1, A2).unwrap();
+    assert_eq!(b.state, State::Established);
+    assert_eq!(w.e[1].stats().responder_lookups_limited, 1);
+    assert_eq!(
+        b.peer_name,
+        controlplane::engine::PeerName::Unknown,
+        "no FQDN lookup for the second CCR-made context"
+    );
+    assert_eq!(b.ls_peer(), LocSet::single(A2), "AID only meanwhile");
+    assert!(b.lsv_peer().contains(&A2) || b.lsv_peer().is_empty());
+}
+
+// ------------------------------------------------------------------ CC key rotation
+
+#[test]
+fn s3_3_2_engine_rotates_its_cc_key_and_old_ccs_stay_valid() {
+    let mut w = W::with(
+        EngineConfig {
+            cc_key_rotation: secs(120),
+            ..cfg()
+        },
+        true,
+        true,
+    );
+    w.open();
+    w.run_for(secs(2));
+    let serial0 = w.e[1].cc_key_serial();
+    w.run_for(secs(119));
+    assert_eq!(w.e[1].cc_key_serial(), serial0 + 1);
+    assert_eq!(w.e[1].stats().cc_key_rotations, 1);
+    w.run_for(secs(240));
+    assert_eq!(w.e[1].cc_key_serial(), serial0 + 3);
+    // A CC made just before a rotation is still accepted after it: A's INIT answered,
+    // B rotates, then A's CCR arrives.
+    let mut w = W::with(
+        EngineConfig {
+            cc_key_rotation: secs(120),
+            ..cfg()
+        },
+        true,
+        true,
+    );
+    w.feed(1, Event::Timer(TimerId(u64::MAX))); // starts B's clock (unknown timer: ignored)
+    w.now = secs(119);
+    w.open();
+    w.run_for(secs(5));
+    assert!(w.e[1].cc_key_serial() > 1);
+    assert_eq!(w.ctx(1).map(|c| c.state), Some(State::Established));
+}
+
+#[test]
+fn s7_8_late_duplicate_of_an_older_ur_is_acknowledged_not_applied() {
+    let mut w = W::established();
+    let host = w.e[0].host_of(&A1).unwrap();
+    w.feed(
+        0,
+        Event::Admin(AdminCommand::SetLocators {
+            host,
+            locators: vec![A1],
+        }),
+    );
+    w.run_for(secs(2));
+    w.feed(
+        0,
+        Event::Admin(AdminCommand::SetLocators {
+            host,
+            locators: vec![A1, A2],
+        }),
+    );
+    w.run_for(secs(2));
+    let urs = w.sent_by(0, Code::Ur);
+    assert!(urs.len() >= 2, "{urs:?}");
+    let (_, src, dst, old) = urs[0].clone();
+    let Message::Ur(u) = &old.message else {
+        panic!()
+    };
+    assert_eq!(u.lsl_sender, vec![A1]);
+    assert!(w.ctx(1).unwrap().accept_peer().contains(&A2));
+    let acts = w.feed(
+        1,
+        Event::Received {
+            src,
+            dst,
+            repr: old,
+        },
+    );
+    assert!(
+        acts.iter().any(
+            |a| matches!(a, Action::Send { repr, .. } if matches!(repr.message, Message::Ua(_)))
+        ),
+        "still acknowledged"
+    );
+    assert!(
+        w.ctx(1).unwrap().accept_peer().contains(&A2),
+        "the older UR does not undo the newer one"
+    );
 }

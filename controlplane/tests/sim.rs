@@ -17,8 +17,12 @@
 //!    every M6 data packet's destination is a real locator of the peer host that is either
 //!    the AID or consistent in forward + reverse DNS (the zone has traps: an announced
 //!    locator that is not the host's, an AAAA whose PTR names another host);
-//! 4. a reboot is recovered through UC and a fresh handshake (counted; the settle check of
-//!    invariant 1 then covers the rebooted router's flows);
+//! 4. a reboot is recovered through UC and a fresh handshake: for every context a surviving
+//!    router had with the rebooted one that kept sending M6 data with the old flow label
+//!    (at least [`UC_OBLIGATION_PACKETS`] such packets reached the rebooted router within X
+//!    of the first), the surviving side gets a `PeerLostState` notice (or is re-synced by a
+//!    re-INIT from the new incarnation) within CONTEXT_IDLE_TIME (X) of the first such
+//!    packet; the settle check of invariant 1 then covers the rebooted router's flows;
 //! 5. CLOSE never discards state before the peer stops sending: whenever a router removes a
 //!    context, the peer's matching dataplane entry must not be transmit-enabled;
 //! 6. every message the engine emits encodes and parses back to itself.
@@ -40,6 +44,27 @@ use proto::cc::{CcKey, CcKeyring, CcState};
 use proto::wire::m6::{Cc, IcmpTypes, Init, Message, Packet, Repr};
 
 const DEFAULT_SEEDS: u64 = 5000;
+
+/// Old-label packets that must reach a rebooted router before invariant 4 demands a UC
+/// recovery (a few, so a lost UC is retried by the next data packet).
+const UC_OBLIGATION_PACKETS: u32 = 3;
+
+/// Invariant 4 bookkeeping: a context of a surviving router `node` whose peer rebooted.
+#[derive(Debug, Clone)]
+struct UcObligation {
+    node: usize,
+    key: ContextKey,
+    aid_local: Ipv6Addr,
+    aid_peer: Ipv6Addr,
+    rebooted: usize,
+    /// F(peer) before the reboot: the label the rebooted router no longer knows.
+    old_f_peer: FlowLabel,
+    /// Old-label packets delivered to the rebooted router: (first time, count within X).
+    first: Option<u64>,
+    count: u32,
+    /// When the surviving side recovered (PeerLostState or re-sync).
+    cleared: Option<u64>,
+}
 
 /// Where the attacker receives.
 const ATTACKER: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xbad, 0xbad, 0, 0, 0, 1);
@@ -221,6 +246,7 @@ struct Sim {
     violations: Vec<String>,
     totals: Totals,
     trace: bool,
+    uc_obligations: Vec<UcObligation>,
 }
 
 fn chance(rng: &mut Rng, p: f64) -> bool {
@@ -364,6 +390,7 @@ impl Sim {
             end_at,
             cfg,
             violations: Vec::new(),
+            uc_obligations: Vec::new(),
             totals: Totals::default(),
             trace,
         };
@@ -505,13 +532,25 @@ impl Sim {
         rewrite_set: &[Ipv6Addr],
     ) {
         let mut src = src;
+        let mut payload = payload;
         if self.prefix_failed(&src) {
             if !rewrite_ok {
                 return;
             }
             let alt = rewrite_set.iter().find(|l| !self.prefix_failed(l)).copied();
             match alt {
-                Some(a) => src = a,
+                Some(a) => {
+                    // The rewriting border router fixes the ICMPv6 checksum (RFC 1624
+                    // incremental update, docs/protocol.md section 10 item 22).
+                    if let Payload::Control(bytes) = &mut payload {
+                        if let Some(c) = bytes.get_mut(2..4) {
+                            let old = u16::from_be_bytes([c[0], c[1]]);
+                            let new = proto::wire::checksum::update_for_address(old, &src, &a);
+                            c.copy_from_slice(&new.to_be_bytes());
+                        }
+                    }
+                    src = a;
+                }
                 None => return,
             }
         }
@@ -604,6 +643,16 @@ impl Sim {
             }
             Action::Install(dp) => {
                 self.check_install(&dp);
+                let now = self.now;
+                for o in self.uc_obligations.iter_mut() {
+                    if o.node == node
+                        && o.key == dp.key
+                        && o.cleared.is_none()
+                        && dp.f_peer.is_some_and(|f| f != o.old_f_peer)
+                    {
+                        o.cleared = Some(now);
+                    }
+                }
                 if dp.transmit
                     && !self.nodes[node]
                         .table
@@ -651,7 +700,15 @@ impl Sim {
                     self.send_m6(node, &dp);
                 }
             }
-            Action::Notice(Notice::PeerLostState { .. }) => self.totals.uc_recoveries += 1,
+            Action::Notice(Notice::PeerLostState { key, .. }) => {
+                self.totals.uc_recoveries += 1;
+                let now = self.now;
+                for o in self.uc_obligations.iter_mut() {
+                    if o.node == node && o.key == key && o.cleared.is_none() {
+                        o.cleared = Some(now);
+                    }
+                }
+            }
             Action::DeliverUlp { .. } | Action::Destination { .. } | Action::Notice(_) => {}
         }
     }
@@ -818,20 +875,14 @@ impl Sim {
         match payload {
             Payload::Control(bytes) => {
                 let types = IcmpTypes::default();
+                // Invariant 6 in flight: a rewritten message carries a fixed checksum, so
+                // every control message must parse with its checksum verified.
                 let repr = match Repr::parse(&Packet::new_unchecked(&bytes[..]), &src, &dst, &types)
                 {
                     Ok(r) => r,
-                    Err(_) => {
-                        // The source was rewritten in flight: the border router fixes the
-                        // checksum, so parse without it (the content is what matters here).
-                        match Repr::parse_unchecksummed(&Packet::new_unchecked(&bytes[..]), &types)
-                        {
-                            Ok(r) => r,
-                            Err(e) => {
-                                self.violation(format!("message does not parse back: {e}"));
-                                return;
-                            }
-                        }
+                    Err(e) => {
+                        self.violation(format!("message does not parse back: {e}"));
+                        return;
                     }
                 };
                 let is_init = matches!(repr.message, Message::Init(_));
@@ -883,6 +934,20 @@ impl Sim {
                         }
                     }
                     None => {
+                        let (now, x) = (self.now, self.cfg.context_idle_time.as_millis() as u64);
+                        let src_node = self.loc_owner.get(&src).copied();
+                        for o in self.uc_obligations.iter_mut() {
+                            if o.rebooted == node
+                                && Some(o.node) == src_node
+                                && o.old_f_peer == flow_label
+                                && o.cleared.is_none()
+                            {
+                                let first = *o.first.get_or_insert(now);
+                                if now <= first + x {
+                                    o.count += 1;
+                                }
+                            }
+                        }
                         let packet = ipv6_header(src, dst, flow_label);
                         self.feed(
                             node,
@@ -901,6 +966,30 @@ impl Sim {
 
     fn reboot(&mut self, node: usize) {
         self.totals.reboots += 1;
+        // Invariant 4: every transmitting context of another router with this one.
+        for (s, other) in self.nodes.iter().enumerate() {
+            if s == node {
+                continue;
+            }
+            for dp in other.table.values() {
+                let peer_here = self
+                    .host_by_aid(&dp.aid_peer)
+                    .is_some_and(|h| h.node == node);
+                if let (true, true, Some(f)) = (dp.transmit, peer_here, dp.f_peer) {
+                    self.uc_obligations.push(UcObligation {
+                        node: s,
+                        key: dp.key,
+                        aid_local: dp.aid_local,
+                        aid_peer: dp.aid_peer,
+                        rebooted: node,
+                        old_f_peer: f,
+                        first: None,
+                        count: 0,
+                        cleared: None,
+                    });
+                }
+            }
+        }
         let n = &mut self.nodes[node];
         n.gen += 1;
         n.birthday = n.birthday.wrapping_add(1 + self.rng.below(3) as u32);
@@ -1140,8 +1229,22 @@ impl Sim {
         self.final_check();
     }
 
-    /// Invariant 1 after the network healed and settled.
+    /// Invariant 1 after the network healed and settled, and invariant 4.
     fn final_check(&mut self) {
+        let x = self.cfg.context_idle_time.as_millis() as u64;
+        for o in self.uc_obligations.clone() {
+            let Some(first) = o.first else { continue };
+            if o.count < UC_OBLIGATION_PACKETS {
+                continue;
+            }
+            let late = o.cleared.is_none_or(|c| c > first + x);
+            if late {
+                self.violation(format!(
+                    "n{} {}->{} (peer n{} rebooted): {} packets with old F(peer) {} from t={first}ms, recovered at {:?} (not through UC within X)",
+                    o.node, o.aid_local, o.aid_peer, o.rebooted, o.count, o.old_f_peer, o.cleared
+                ));
+            }
+        }
         for f in self.flows.clone() {
             if !f.persistent {
                 continue;

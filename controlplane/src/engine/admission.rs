@@ -27,6 +27,30 @@ pub(crate) struct Admission {
     order: VecDeque<(Ipv6Addr, Duration)>,
 }
 
+/// A token bucket: `rate` tokens per second up to `burst`, full at start.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct TokenBucket {
+    tokens: Option<f64>,
+    last: Duration,
+}
+
+impl TokenBucket {
+    /// Takes one token at `now` if there is one.
+    pub(crate) fn take(&mut self, now: Duration, rate: u32, burst: u32) -> bool {
+        let burst = f64::from(burst.max(1));
+        let elapsed = now.saturating_sub(self.last).as_secs_f64();
+        self.last = now;
+        let tokens = (self.tokens.unwrap_or(burst) + elapsed * f64::from(rate)).min(burst);
+        if tokens >= 1.0 {
+            self.tokens = Some(tokens - 1.0);
+            true
+        } else {
+            self.tokens = Some(tokens);
+            false
+        }
+    }
+}
+
 impl Engine {
     /// Entries in the destination cache: discoveries in progress plus "not M6" entries.
     pub fn destination_cache_len(&self) -> usize {

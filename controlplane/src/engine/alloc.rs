@@ -1,34 +1,50 @@
-//! Deterministic randomness and per-host flow label allocation.
+//! Cryptographic randomness (seedable for replay) and per-host flow label allocation.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use super::FlowLabel;
 
-/// A small deterministic PRNG (SplitMix64) owned by the engine.
+/// The engine's random generator: ChaCha20 (`rand_chacha::ChaCha20Rng`), a CSPRNG.
 ///
-/// The engine is sans-I/O and must replay identically from a seed, so it never touches the
-/// operating system's randomness; the daemon seeds it once from the OS at start. Nonces and
-/// flow labels only need to be unpredictable to off-path attackers, which a 64-bit seed the
-/// attacker does not know provides (section 7.2 "random \[RANDOM\] nonce").
+/// Nonces (section 7.2 "random \[RANDOM\] nonce"), F(local) and CC key material must be
+/// unpredictable even to an attacker who has seen earlier outputs, so a non-cryptographic
+/// generator (SplitMix64 and the like, whose output is invertible) is not acceptable: one
+/// observed nonce would reveal every later nonce and flow label. The daemon seeds the
+/// generator from the operating system ([`Rng::from_os`]); the tests and the simulation seed
+/// it from a number ([`Rng::new`]) so a run replays exactly (docs/protocol.md section 10).
 #[derive(Debug, Clone)]
 pub struct Rng {
-    state: u64,
+    inner: rand_chacha::ChaCha20Rng,
 }
 
 impl Rng {
-    /// A generator starting from `seed`.
+    /// A deterministic generator starting from `seed` (tests and simulation only: a 64-bit
+    /// seed is expanded to a 256-bit ChaCha key with `SeedableRng::seed_from_u64`).
     pub fn new(seed: u64) -> Rng {
-        Rng { state: seed }
+        use rand_core::SeedableRng;
+        Rng {
+            inner: rand_chacha::ChaCha20Rng::seed_from_u64(seed),
+        }
+    }
+
+    /// A generator keyed with 256 bits from the operating system (production).
+    pub fn from_os() -> std::io::Result<Rng> {
+        use rand_core::SeedableRng;
+        Ok(Rng {
+            inner: rand_chacha::ChaCha20Rng::try_from_os_rng()
+                .map_err(|e| std::io::Error::other(e.to_string()))?,
+        })
     }
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        rand_core::RngCore::next_u64(&mut self.inner)
+    }
+
+    /// Fills `buf` with random octets (CC key material).
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        rand_core::RngCore::fill_bytes(&mut self.inner, buf);
     }
 
     /// The next 32 random bits.
@@ -147,6 +163,39 @@ mod tests {
         }
         assert!(Rng::new(1).below(10) < 10);
         assert_eq!(Rng::new(1).below(0), 0);
+    }
+
+    /// Known answer: `Rng::new(seed)` is ChaCha20 keyed by `seed_from_u64(seed)`, not a
+    /// SplitMix-style invertible generator.
+    #[test]
+    fn rng_is_chacha20() {
+        use rand_core::{RngCore, SeedableRng};
+        let mut ours = Rng::new(42);
+        let mut reference = rand_chacha::ChaCha20Rng::seed_from_u64(42);
+        for _ in 0..64 {
+            assert_eq!(ours.next_u64(), reference.next_u64());
+        }
+        // Raw ChaCha20 known answer with the all-zero key and nonce (RFC 7539 2.3.2 style
+        // test vector, block 0: 76 b8 e0 ad a0 f1 3d 90 ...).
+        let mut zero = Rng {
+            inner: rand_chacha::ChaCha20Rng::from_seed([0; 32]),
+        };
+        let mut b = [0u8; 8];
+        zero.fill(&mut b);
+        assert_eq!(b, [0x76, 0xb8, 0xe0, 0xad, 0xa0, 0xf1, 0x3d, 0x90]);
+        // And the SplitMix64 step the old generator used does not predict the stream.
+        let mut r = Rng::new(7);
+        let a = r.next_u64();
+        let b = r.next_u64();
+        let splitmix = |mut z: u64| {
+            z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        assert_ne!(splitmix(7), a);
+        assert_ne!(a, b);
+        assert!(Rng::from_os().is_ok());
     }
 
     #[test]

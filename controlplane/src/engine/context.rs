@@ -75,6 +75,12 @@ pub struct Context {
     pub lsl_local: LocSet,
     /// Lsr(local): our locators as the peer found them in the DNS (told in INIT/CC/CONF/UR).
     pub lsr_local: Option<LocSet>,
+    /// `lsr_local` came from a UR: a late CONF (crossing INITs) carries an older view and
+    /// must not replace it.
+    pub(crate) lsr_local_from_ur: bool,
+    /// Nonces of the last URs applied, newest last: a late duplicate of an older UR is
+    /// acknowledged but not applied again (it would undo a newer UR).
+    pub(crate) ur_applied: Vec<u64>,
     /// Lsl(peer): what the peer announced; `None` until it did.
     pub lsl_peer: Option<LocSet>,
     /// Lsr(peer): the peer's locators from our DNS lookup; `None` until known.
@@ -96,7 +102,7 @@ pub struct Context {
     pub peer_name: PeerName,
     /// Further PTR names of AID(peer) to try as FQDN(peer), and the first name tried whose
     /// AAAA set holds the AID but that has no M6 marker (section 16.2 "virtual hosting").
-    pub(crate) peer_names: Vec<String>,
+    pub(crate) peer_names: std::collections::VecDeque<String>,
     pub(crate) peer_fallback: Option<String>,
     /// When the forward lookup of FQDN(peer) expires (TTL), for the UR-driven refresh.
     pub(crate) forward_expires: Option<Duration>,

@@ -44,6 +44,8 @@ impl Engine {
             f_peer: None,
             lsl_local,
             lsr_local: None,
+            lsr_local_from_ur: false,
+            ur_applied: Vec::new(),
             lsl_peer: None,
             lsr_peer: None,
             lsr_peer_told: None,
@@ -52,7 +54,7 @@ impl Engine {
             lp_peer: None,
             lp_candidate: None,
             peer_name: PeerName::Unknown,
-            peer_names: Vec::new(),
+            peer_names: std::collections::VecDeque::new(),
             peer_fallback: None,
             forward_expires: None,
             peer_birthday: None,
@@ -451,6 +453,13 @@ impl Engine {
         if self.shutting_down {
             return;
         }
+        // Each CC costs a MAC and a packet: a flood of INITs is answered only up to a rate.
+        let (rate, burst) = (self.cfg.cc_per_second, self.cfg.cc_burst);
+        if !self.cc_bucket.take(now, rate, burst) {
+            self.stats.cc_rate_limited += 1;
+            self.stats.dropped += 1;
+            return;
+        }
         let lsl_responder = self.announced_lsl(host, m.aid_responder);
         let deliver = src == m.aid_initiator;
         let ulp_discarded = piggyback.is_some() && !deliver;
@@ -532,7 +541,9 @@ impl Engine {
         let mut lsl_peer = LocSet::from_slice(&m.lsl_initiator);
         lsl_peer.insert(ctx.aid_peer);
         ctx.lsl_peer = Some(lsl_peer);
-        ctx.lsr_local = Some(LocSet::from_slice(&m.lsr_responder));
+        if !ctx.lsr_local_from_ur {
+            ctx.lsr_local = Some(LocSet::from_slice(&m.lsr_responder));
+        }
         ctx.peer_birthday = Some(m.birthday);
         ctx.last_rx = now;
         ctx.last_peer_src = src;
@@ -620,10 +631,18 @@ impl Engine {
         if m.state.init_dst == ctx.aid_peer {
             ctx.verified.insert(ctx.aid_peer);
         }
-        if m.state.ulp_discarded && ctx.held_ulp.is_some() {
-            ctx.ulp_discarded = true;
-        } else {
-            ctx.held_ulp = None;
+        // Which INIT the CC answers decides the fate of a held piggyback: only INITs sent
+        // from AID(local) carry it (`build_init`), and the CC echoes that INIT's source. If
+        // the answered INIT did not carry it (the ones that did were lost), or the responder
+        // discarded it, the packet is kept and resent once established (ResendUlp).
+        if ctx.held_ulp.is_some() {
+            let carried = m.state.init_src == ctx.aid_local;
+            if m.state.ulp_discarded || !carried {
+                ctx.ulp_discarded = true;
+            } else {
+                ctx.held_ulp = None;
+                ctx.ulp_discarded = false;
+            }
         }
         // Piggyback (7.4): delivered when the addresses are the AIDs, or within the locator
         // sets known to the initiator; otherwise silently ignored.
@@ -719,7 +738,9 @@ impl Engine {
             let mut lsl_peer = LocSet::from_slice(&m.lsl_initiator);
             lsl_peer.insert(ctx.aid_peer);
             ctx.lsl_peer = Some(lsl_peer);
-            ctx.lsr_local = Some(LocSet::from_slice(&m.lsr_responder));
+            if !ctx.lsr_local_from_ur {
+                ctx.lsr_local = Some(LocSet::from_slice(&m.lsr_responder));
+            }
             ctx.peer_birthday = Some(s.initiator_birthday);
             // The peer (CCR-SENT) ignores our INIT, so the Lsr(peer) it carried is not
             // known to the peer.
@@ -759,7 +780,9 @@ impl Engine {
             let mut lsl_local = LocSet::from_slice(&m.lsl_responder);
             lsl_local.insert(ctx.aid_local);
             ctx.lsl_local = lsl_local;
-            ctx.lsr_local = Some(LocSet::from_slice(&m.lsr_responder));
+            if !ctx.lsr_local_from_ur {
+                ctx.lsr_local = Some(LocSet::from_slice(&m.lsr_responder));
+            }
             ctx.peer_birthday = Some(s.initiator_birthday);
             // 7.13: "The responder starts off with Lsv(initiator) containing only the AID, if
             // and only if the AID was used as a locator during the context establishment."
@@ -876,7 +899,9 @@ impl Engine {
         ctx.last_peer_src = src;
         ctx.last_local_dst = dst;
         if let Some(lsr) = &m.lsr_initiator {
-            ctx.lsr_local = Some(LocSet::from_slice(lsr));
+            if !ctx.lsr_local_from_ur {
+                ctx.lsr_local = Some(LocSet::from_slice(lsr));
+            }
         }
         if let Some(lsl) = &m.lsl_responder {
             let mut s = LocSet::from_slice(lsl);
@@ -887,9 +912,15 @@ impl Engine {
         }
         // A CONF answering our INIT directly (crossing INITs) means the peer also got the
         // INIT's piggyback (7.3 passes it up).
-        if ctx.state == State::InitSent {
-            ctx.held_ulp = None;
-            ctx.ulp_discarded = false;
+        // The CONF goes to the answered INIT's source (7.3), and only INITs from AID(local)
+        // carry the piggyback: an answer to another INIT leaves it held for ResendUlp.
+        if ctx.state == State::InitSent && ctx.held_ulp.is_some() {
+            if dst == ctx.aid_local {
+                ctx.held_ulp = None;
+                ctx.ulp_discarded = false;
+            } else {
+                ctx.ulp_discarded = true;
+            }
         }
         let deliver = (src == ctx.aid_peer && dst == ctx.aid_local)
             || (ctx.ls_peer().contains(&src) && ctx.lsl_local.contains(&dst));

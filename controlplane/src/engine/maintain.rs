@@ -195,6 +195,29 @@ impl Engine {
             self.stats.dropped += 1;
             return;
         }
+        // A late duplicate of an older UR (reordered or retransmitted after a newer one
+        // was applied): acknowledge it, change nothing.
+        if ctx.ur_applied.contains(&nonce) && ctx.ur_applied.last() != Some(&nonce) {
+            let ua = Repr {
+                rewrite_ok: rw,
+                nonce,
+                message: Message::Ua(Ua {
+                    aid_sender: ctx.aid_local,
+                    aid_receiver: ctx.aid_peer,
+                    flow_label_sender: ctx.f_local,
+                    flow_label_receiver: m.flow_label_sender,
+                }),
+                piggyback: None,
+            };
+            self.send(dst, src, ua, out);
+            return;
+        }
+        if ctx.ur_applied.last() != Some(&nonce) {
+            if ctx.ur_applied.len() >= 8 {
+                ctx.ur_applied.remove(0);
+            }
+            ctx.ur_applied.push(nonce);
+        }
         let mut lsl_peer = LocSet::from_slice(&m.lsl_sender);
         lsl_peer.insert(ctx.aid_peer);
         // Locators the peer announces that our DNS view does not hold (yet).
@@ -204,6 +227,7 @@ impl Engine {
             .is_some_and(|lsr| !lsl_peer.is_subset(lsr));
         ctx.lsl_peer = Some(lsl_peer);
         ctx.lsr_local = Some(LocSet::from_slice(&m.lsr_receiver));
+        ctx.lsr_local_from_ur = true;
         ctx.last_rx = now;
         ctx.last_peer_src = src;
         ctx.last_local_dst = dst;
@@ -282,13 +306,19 @@ impl Engine {
         now: Duration,
         out: &mut Vec<Action>,
     ) {
+        if self.hosts.get(host.0 as usize).is_none() {
+            return;
+        }
+        // A locator of another host is not taken from it.
+        let before = locators.len();
+        let locators = self.own_locators(host, locators);
+        self.stats.locator_conflicts += (before - locators.len()) as u64;
         let Some(h) = self.hosts.get_mut(host.0 as usize) else {
             return;
         };
-        for l in &locators {
-            self.loc_host.insert(*l, host);
-        }
         h.cfg.locators = locators;
+        // Withdrawn locators stop mapping to the host (7.3: an INIT naming one is dropped).
+        self.rebuild_loc_host();
         let ids: Vec<u64> = self
             .contexts
             .iter()

@@ -41,7 +41,7 @@ use std::net::Ipv6Addr;
 use std::time::Duration;
 
 pub use alloc::{FlowLabels, Rng, FLOW_LABEL_MAX};
-pub use context::{Context, State};
+pub use context::{Context, PeerName, State};
 pub use dns::{DnsAnswer, DnsQuery, DnsQueryId, DnsResult};
 pub use locset::LocSet;
 pub use proto::wire::m6::{Piggyback, Repr};
@@ -113,6 +113,23 @@ pub struct EngineConfig {
     /// Most PTR names of one address tried as the peer's FQDN (section 16.2 "virtual
     /// hosting": several names may share an address).
     pub max_ptr_names: usize,
+    /// Period of the engine's own CC key rotation (secret drawn from the engine's CSPRNG);
+    /// zero disables it (the caller then rotates with [`Engine::rotate_cc_key`]). Must be
+    /// at least `cc_lifetime` so a CC stays checkable with the previous key.
+    pub cc_key_rotation: Duration,
+    /// How long the engine waits for the answer to one [`Action::Dns`] before counting the
+    /// lookup as a transient failure (retried with backoff); zero disables the timeout.
+    pub dns_timeout: Duration,
+    /// CCs the responder sends per second in answer to INITs without a context, and the
+    /// burst of that token bucket (each CC costs a MAC; excess INITs are dropped and counted
+    /// in [`EngineStats::cc_rate_limited`]).
+    pub cc_per_second: u32,
+    pub cc_burst: u32,
+    /// Responder DNS lookups (PTR of AID(peer)) that CCR-created contexts may start per
+    /// second, and the burst; a context refused a lookup keeps Ls(peer) = {AID} (no
+    /// agility, 7.13) and is counted in [`EngineStats::responder_lookups_limited`].
+    pub responder_lookups_per_second: u32,
+    pub responder_lookups_burst: u32,
 }
 
 impl Default for EngineConfig {
@@ -140,6 +157,12 @@ impl Default for EngineConfig {
             destination_cache_size: 65_536,
             dns_cache_size: 131_072,
             max_ptr_names: 4,
+            cc_key_rotation: consts::CC_KEY_ROTATION,
+            dns_timeout: Duration::from_secs(30),
+            cc_per_second: 1_000,
+            cc_burst: 2_000,
+            responder_lookups_per_second: 50,
+            responder_lookups_burst: 100,
         }
     }
 }
@@ -334,6 +357,18 @@ pub struct EngineStats {
     pub uc_sent: u64,
     pub uc_accepted: u64,
     pub retransmissions: u64,
+    /// CC keys rotated by the engine's own timer.
+    pub cc_key_rotations: u64,
+    /// DNS lookups that got no answer within `dns_timeout`.
+    pub dns_timeouts: u64,
+    /// Locators refused because another local host owns them.
+    pub locator_conflicts: u64,
+    /// Peer locators excluded from Lsr(peer) after a permanent PTR failure (7.13).
+    pub locators_excluded: u64,
+    /// INITs not answered because the CC token bucket was empty.
+    pub cc_rate_limited: u64,
+    /// Responder FQDN lookups refused by their token bucket.
+    pub responder_lookups_limited: u64,
 }
 
 /// Why a timer was armed.
@@ -345,6 +380,10 @@ pub(crate) enum TimerPurpose {
     Idle(u64),
     /// Retry of a transiently failed DNS lookup (section 7.13).
     DnsRetry(DnsQuery),
+    /// Periodic CC key rotation ([`EngineConfig::cc_key_rotation`]).
+    CcKeyRotation,
+    /// A DNS lookup got no answer in time ([`EngineConfig::dns_timeout`]).
+    DnsTimeout(DnsQueryId),
 }
 
 /// The signaling engine. See the module documentation.
@@ -377,6 +416,8 @@ pub struct Engine {
     admission: admission::Admission,
     started_at: Option<Duration>,
     uc_tokens: f64,
+    cc_bucket: admission::TokenBucket,
+    responder_lookup_bucket: admission::TokenBucket,
     uc_last: Duration,
     shutting_down: bool,
     stats: EngineStats,
@@ -392,17 +433,39 @@ impl Engine {
     /// A new engine for one incarnation: `birthday` comes from
     /// [`crate::storage::BirthdayCounter::start`], `rng_seed` from the OS (or the test), and
     /// `cc_key` is the per-host CC secret (section 3.3.2, never shared).
+    ///
+    /// The seed makes the run replayable (tests, simulation); production uses
+    /// [`Engine::new_os_seeded`].
     pub fn new(
         cfg: EngineConfig,
         birthday: u32,
         rng_seed: u64,
         cc_key: proto::cc::CcKeyring,
     ) -> Engine {
+        Engine::with_rng(cfg, birthday, Rng::new(rng_seed), cc_key)
+    }
+
+    /// As [`Engine::new`] with the ChaCha20 generator keyed from the operating system.
+    pub fn new_os_seeded(
+        cfg: EngineConfig,
+        birthday: u32,
+        cc_key: proto::cc::CcKeyring,
+    ) -> std::io::Result<Engine> {
+        Ok(Engine::with_rng(cfg, birthday, Rng::from_os()?, cc_key))
+    }
+
+    /// As [`Engine::new`] with a caller-made generator.
+    pub fn with_rng(
+        cfg: EngineConfig,
+        birthday: u32,
+        rng: Rng,
+        cc_key: proto::cc::CcKeyring,
+    ) -> Engine {
         let tokens = f64::from(cfg.uc_burst);
         Engine {
             cfg,
             birthday,
-            rng: Rng::new(rng_seed),
+            rng,
             cc_key,
             hosts: Vec::new(),
             loc_host: HashMap::new(),
@@ -419,6 +482,8 @@ impl Engine {
             admission: admission::Admission::default(),
             started_at: None,
             uc_tokens: tokens,
+            cc_bucket: admission::TokenBucket::default(),
+            responder_lookup_bucket: admission::TokenBucket::default(),
             uc_last: Duration::ZERO,
             shutting_down: false,
             stats: EngineStats::default(),
@@ -426,17 +491,51 @@ impl Engine {
         }
     }
 
-    /// Adds a local host; its locators must not belong to another host.
-    pub fn add_host(&mut self, host: LocalHost) -> HostId {
+    /// Adds a local host. A locator that already belongs to another host is not taken from
+    /// it: it is left out of the new host's set and counted in
+    /// [`EngineStats::locator_conflicts`] (use [`Engine::try_add_host`] to refuse instead).
+    pub fn add_host(&mut self, mut host: LocalHost) -> HostId {
         let id = HostId(self.hosts.len() as u32);
-        for l in &host.locators {
-            self.loc_host.insert(*l, id);
-        }
+        let before = host.locators.len();
+        host.locators = self.own_locators(id, host.locators);
+        self.stats.locator_conflicts += (before - host.locators.len()) as u64;
         self.hosts.push(HostState {
             cfg: host,
             labels: FlowLabels::default(),
         });
+        self.rebuild_loc_host();
         id
+    }
+
+    /// Adds a local host unless one of its locators belongs to another host (returned).
+    pub fn try_add_host(&mut self, host: LocalHost) -> Result<HostId, Ipv6Addr> {
+        if let Some(l) = host.locators.iter().find(|l| self.loc_host.contains_key(l)) {
+            return Err(*l);
+        }
+        Ok(self.add_host(host))
+    }
+
+    /// `locators` without duplicates and without those owned by a host other than `id`.
+    pub(crate) fn own_locators(&self, id: HostId, locators: Vec<Ipv6Addr>) -> Vec<Ipv6Addr> {
+        let mut v: Vec<Ipv6Addr> = Vec::with_capacity(locators.len());
+        for l in locators {
+            let other = self.loc_host.get(&l).is_some_and(|h| *h != id);
+            if !other && !v.contains(&l) {
+                v.push(l);
+            }
+        }
+        v
+    }
+
+    /// Rebuilds locator -> host from the hosts' current locator sets (a withdrawn locator
+    /// no longer maps to its host, so an INIT naming it is dropped, section 7.3).
+    pub(crate) fn rebuild_loc_host(&mut self) {
+        self.loc_host.clear();
+        for (i, h) in self.hosts.iter().enumerate() {
+            for l in &h.cfg.locators {
+                self.loc_host.entry(*l).or_insert(HostId(i as u32));
+            }
+        }
     }
 
     /// Replaces the CC key by one made from a fresh secret (serial + 1); CCs made with the
@@ -495,6 +594,7 @@ impl Engine {
     pub fn handle_into(&mut self, event: Event, now: Duration, out: &mut Vec<Action>) {
         if self.started_at.is_none() {
             self.started_at = Some(now);
+            self.arm_cc_rotation(now, out);
         }
         self.housekeeping(now);
         match event {
@@ -545,7 +645,28 @@ impl Engine {
             TimerPurpose::Retransmit(ctx) => self.on_retransmit(ctx, id, now, out),
             TimerPurpose::Idle(ctx) => self.on_idle_timer(ctx, id, now, out),
             TimerPurpose::DnsRetry(q) => self.dns_retry(q, now, out),
+            TimerPurpose::DnsTimeout(q) => self.dns_timeout(q, now, out),
+            TimerPurpose::CcKeyRotation => {
+                let mut secret = [0u8; proto::cc::SECRET_LEN];
+                self.rng.fill(&mut secret);
+                self.cc_key.rotate(&secret);
+                self.stats.cc_key_rotations += 1;
+                self.arm_cc_rotation(now, out);
+            }
         }
+    }
+
+    fn arm_cc_rotation(&mut self, now: Duration, out: &mut Vec<Action>) {
+        if self.cfg.cc_key_rotation.is_zero() {
+            return;
+        }
+        let period = self.cfg.cc_key_rotation.max(self.cfg.cc_lifetime);
+        self.arm_timer(TimerPurpose::CcKeyRotation, now + period, out);
+    }
+
+    /// Serial of the CC key currently used to make CCs.
+    pub fn cc_key_serial(&self) -> u32 {
+        self.cc_key.current().serial()
     }
 
     fn on_admin(&mut self, cmd: AdminCommand, now: Duration, out: &mut Vec<Action>) {

@@ -12,7 +12,7 @@
 //! Identical lookups in flight are merged; results are cached for their TTL; transient
 //! failures are retried with binary exponential backoff (7.13) until CONTEXT_IDLE_TIME.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::Ipv6Addr;
 use std::time::Duration;
 
@@ -47,6 +47,8 @@ pub(crate) struct DnsState {
     next_id: u64,
     inflight: HashMap<DnsQuery, Inflight>,
     by_id: HashMap<DnsQueryId, DnsQuery>,
+    /// Timeout timer of each lookup in flight ([`super::EngineConfig::dns_timeout`]).
+    timeouts: HashMap<DnsQueryId, super::TimerId>,
     cache: HashMap<DnsQuery, (DnsResult, Duration)>,
     /// Last sweep of expired answers made to find room (at most one per second).
     swept: Option<Duration>,
@@ -87,15 +89,15 @@ pub(crate) struct Discovery {
     piggyback: Option<Piggyback>,
     fqdn: Option<String>,
     /// Further PTR names of AID(peer) to try, in answer order (16.2 "virtual hosting").
-    names: Vec<String>,
+    names: VecDeque<String>,
 }
 
 /// The PTR names of an answer, normalised, without duplicates, at most `max`.
-fn ptr_names(names: &[String], max: usize) -> Vec<String> {
-    let mut v: Vec<String> = Vec::new();
+fn ptr_names(names: &[String], max: usize) -> VecDeque<String> {
+    let mut v: VecDeque<String> = VecDeque::new();
     for n in names.iter().map(|n| normalize_name(n)) {
         if !n.is_empty() && !v.contains(&n) && v.len() < max.max(1) {
-            v.push(n);
+            v.push_back(n);
         }
     }
     v
@@ -131,14 +133,33 @@ impl Engine {
                 backoff: self.cfg.dns_retry_initial,
             },
         );
-        self.issue(q, out);
+        self.issue(q, now, out);
     }
 
-    fn issue(&mut self, q: DnsQuery, out: &mut Vec<Action>) {
+    fn issue(&mut self, q: DnsQuery, now: Duration, out: &mut Vec<Action>) {
         self.dns.next_id += 1;
         let id = DnsQueryId(self.dns.next_id);
         self.dns.by_id.insert(id, q.clone());
         out.push(Action::Dns { id, query: q });
+        // The engine does not trust the caller to answer every lookup: one that gets no
+        // answer in time counts as a transient failure (retried with backoff, 7.13).
+        if !self.cfg.dns_timeout.is_zero() {
+            let t = self.arm_timer(
+                TimerPurpose::DnsTimeout(id),
+                now + self.cfg.dns_timeout,
+                out,
+            );
+            self.dns.timeouts.insert(id, t);
+        }
+    }
+
+    /// A lookup's timeout fired: a late answer is ignored and the lookup fails transiently.
+    pub(crate) fn dns_timeout(&mut self, id: DnsQueryId, now: Duration, out: &mut Vec<Action>) {
+        self.dns.timeouts.remove(&id);
+        if self.dns.by_id.contains_key(&id) {
+            self.stats.dns_timeouts += 1;
+            self.on_dns(id, DnsResult::Transient, now, out);
+        }
     }
 
     pub(crate) fn on_dns(
@@ -149,8 +170,10 @@ impl Engine {
         out: &mut Vec<Action>,
     ) {
         let Some(q) = self.dns.by_id.remove(&id) else {
-            return;
+            return; // unknown, or answered after its timeout
         };
+        let timer = self.dns.timeouts.remove(&id);
+        self.cancel_timer(timer, out);
         let give_up = self.cfg.context_idle_time;
         if result == DnsResult::Transient {
             if let Some(inf) = self.dns.inflight.get_mut(&q) {
@@ -185,9 +208,9 @@ impl Engine {
         }
     }
 
-    pub(crate) fn dns_retry(&mut self, q: DnsQuery, _now: Duration, out: &mut Vec<Action>) {
+    pub(crate) fn dns_retry(&mut self, q: DnsQuery, now: Duration, out: &mut Vec<Action>) {
         if self.dns.inflight.contains_key(&q) {
-            self.issue(q, out);
+            self.issue(q, now, out);
         }
     }
 
@@ -208,7 +231,7 @@ impl Engine {
             Waiter::Discovery(key) => self.discovery_step(key, q, res, now, out),
             Waiter::PeerName(id) => self.peer_name_result(id, res, now, out),
             Waiter::PeerForward(id) => self.peer_forward_result(id, q, res, now, out),
-            Waiter::Verify(id, loc) => self.verify_result(id, loc, res, out),
+            Waiter::Verify(id, loc) => self.verify_result(id, loc, res, now, out),
         }
     }
 
@@ -256,7 +279,7 @@ impl Engine {
             Discovery {
                 piggyback,
                 fqdn: None,
-                names: Vec::new(),
+                names: VecDeque::new(),
             },
         );
         out.push(Action::Destination {
@@ -294,7 +317,11 @@ impl Engine {
                 // Several PTR names (16.2 "virtual hosting"): each is tried in answer order
                 // until one lists the AID and has the marker.
                 let mut names = ptr_names(&names, self.cfg.max_ptr_names);
-                let fqdn = names.remove(0);
+                let Some(fqdn) = names.pop_front() else {
+                    // Not reached: the guard saw a non-empty name.
+                    self.discoveries.remove(&key);
+                    return;
+                };
                 if let Some(d) = self.discoveries.get_mut(&key) {
                     d.fqdn = Some(fqdn.clone());
                     d.names = names;
@@ -337,7 +364,9 @@ impl Engine {
                 let Some(d) = self.discoveries.get_mut(&key) else {
                     return;
                 };
-                let fqdn = d.names.remove(0);
+                let Some(fqdn) = d.names.pop_front() else {
+                    return;
+                };
                 d.fqdn = Some(fqdn.clone());
                 self.lookup(DnsQuery::Forward(fqdn), Waiter::Discovery(key), now, out);
             }
@@ -370,6 +399,16 @@ impl Engine {
         if ctx.peer_name != PeerName::Unknown {
             return;
         }
+        // Contexts made by CCRs cost DNS work: limited to a rate; meanwhile Ls(peer) = {AID}.
+        let (rate, burst) = (
+            self.cfg.responder_lookups_per_second,
+            self.cfg.responder_lookups_burst,
+        );
+        if !self.responder_lookup_bucket.take(now, rate, burst) {
+            // Stays Unknown: tried again on the context's next event (verify_all).
+            self.stats.responder_lookups_limited += 1;
+            return;
+        }
         ctx.peer_name = PeerName::Pending;
         let aid = ctx.aid_peer;
         self.lookup(DnsQuery::Reverse(aid), Waiter::PeerName(id), now, out);
@@ -390,7 +429,11 @@ impl Engine {
             } if names.iter().any(|n| !normalize_name(n).is_empty()) => {
                 // Several PTR names (16.2): tried in answer order, see peer_forward_result.
                 let mut names = ptr_names(&names, max_names);
-                let fqdn = names.remove(0);
+                let Some(fqdn) = names.pop_front() else {
+                    // Not reached: the guard saw a non-empty name.
+                    ctx.peer_name = PeerName::None;
+                    return;
+                };
                 ctx.peer_name = PeerName::Known(fqdn.clone());
                 ctx.peer_names = names;
                 ctx.peer_fallback = None;
@@ -447,7 +490,7 @@ impl Engine {
             let next = if ctx.peer_names.is_empty() {
                 ctx.peer_fallback.take().filter(|f| *f != fqdn)
             } else {
-                Some(ctx.peer_names.remove(0))
+                ctx.peer_names.pop_front()
             };
             if let Some(next) = next {
                 ctx.peer_name = PeerName::Known(next.clone());
@@ -465,6 +508,19 @@ impl Engine {
                 if addrs.contains(&ctx.aid_peer) {
                     // PTR(AID) -> FQDN and FQDN -> AID: the AID is verified (3.1).
                     let mut lsr: LocSet = addrs.iter().take(max).copied().collect();
+                    // Locators whose PTR failed permanently stay excluded (7.13).
+                    let failed: Vec<Ipv6Addr> = lsr
+                        .iter()
+                        .filter(|l| {
+                            **l != ctx.aid_peer
+                                && matches!(self.dns.cache.get(&DnsQuery::Reverse(**l)),
+                                    Some((DnsResult::Permanent, until)) if *until > now)
+                        })
+                        .copied()
+                        .collect();
+                    for l in &failed {
+                        lsr.remove(l);
+                    }
                     lsr.insert(ctx.aid_peer);
                     ctx.verified.insert(ctx.aid_peer);
                     // A locator gone from the DNS is no longer verified.
@@ -568,25 +624,50 @@ impl Engine {
         self.lookup(q, Waiter::PeerForward(id), now, out);
     }
 
-    fn verify_result(&mut self, id: u64, loc: Ipv6Addr, res: DnsResult, out: &mut Vec<Action>) {
+    fn verify_result(
+        &mut self,
+        id: u64,
+        loc: Ipv6Addr,
+        res: DnsResult,
+        now: Duration,
+        out: &mut Vec<Action>,
+    ) {
         let Some(ctx) = self.contexts.get_mut(&id) else {
             return;
         };
         let PeerName::Known(fqdn) = &ctx.peer_name else {
             return;
         };
-        if let DnsResult::Ok {
-            answer: DnsAnswer::Reverse { names },
-            ..
-        } = res
-        {
-            let in_forward = ctx.lsr_peer.as_ref().is_some_and(|l| l.contains(&loc));
-            if in_forward && names_contain(&names, fqdn) {
-                ctx.verified.insert(loc);
-                self.sync(id, out);
+        match res {
+            DnsResult::Ok {
+                answer: DnsAnswer::Reverse { names },
+                ..
+            } => {
+                let in_forward = ctx.lsr_peer.as_ref().is_some_and(|l| l.contains(&loc));
+                if in_forward && names_contain(&names, fqdn) {
+                    ctx.verified.insert(loc);
+                    self.sync(id, out);
+                }
             }
+            DnsResult::Permanent if loc != ctx.aid_peer => {
+                // 7.13: "exclude those locator(s) from the set": the locator leaves Lsr(peer)
+                // (so Ls(peer)) and the reduced Lsr is signalled to the peer in a UR. While
+                // the negative answer is cached a forward refresh keeps it out.
+                let removed = match ctx.lsr_peer.as_mut() {
+                    Some(l) if l.contains(&loc) => {
+                        l.remove(&loc);
+                        true
+                    }
+                    _ => false,
+                };
+                ctx.verified.remove(&loc);
+                if removed {
+                    self.stats.locators_excluded += 1;
+                    self.sync(id, out);
+                    self.maybe_send_ur(id, now, out);
+                }
+            }
+            _ => {}
         }
-        // A permanent failure leaves the locator unverified: it is never a destination
-        // (7.13 "exclude those locator(s) from the set").
     }
 }
