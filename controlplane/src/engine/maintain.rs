@@ -124,16 +124,7 @@ impl Engine {
         f_sender: FlowLabel,
         f_receiver: FlowLabel,
     ) -> Option<u64> {
-        let host = self.host_of(&aid_receiver)?;
-        let id = *self.by_flow.get(&ContextKey {
-            host,
-            f_local: f_receiver,
-        })?;
-        let ctx = self.contexts.get(&id)?;
-        (ctx.aid_local == aid_receiver
-            && ctx.aid_peer == aid_sender
-            && ctx.f_peer == Some(f_sender))
-        .then_some(id)
+        self.find_named(aid_sender, aid_receiver, f_sender, f_receiver, false)
     }
 
     /// As [`Engine::find_by_labels`], but also a context that has not learned F(peer) yet
@@ -147,15 +138,28 @@ impl Engine {
         f_sender: FlowLabel,
         f_receiver: FlowLabel,
     ) -> Option<u64> {
+        self.find_named(aid_sender, aid_receiver, f_sender, f_receiver, true)
+    }
+
+    fn find_named(
+        &self,
+        aid_sender: Ipv6Addr,
+        aid_receiver: Ipv6Addr,
+        f_sender: FlowLabel,
+        f_receiver: FlowLabel,
+        f_peer_may_be_unknown: bool,
+    ) -> Option<u64> {
         let host = self.host_of(&aid_receiver)?;
         let id = *self.by_flow.get(&ContextKey {
             host,
             f_local: f_receiver,
         })?;
         let ctx = self.contexts.get(&id)?;
-        (ctx.aid_local == aid_receiver
-            && ctx.aid_peer == aid_sender
-            && ctx.f_peer.unwrap_or(f_sender) == f_sender)
+        let f_peer_matches = match ctx.f_peer {
+            Some(f) => f == f_sender,
+            None => f_peer_may_be_unknown,
+        };
+        (ctx.aid_local == aid_receiver && ctx.aid_peer == aid_sender && f_peer_matches)
             .then_some(id)
     }
 
