@@ -425,6 +425,17 @@ impl Engine {
 
     // ------------------------------------------------------------------ 7.3 INIT received
 
+    /// The local host an INIT or CCR is for: the one owning AID(responder), reached at one
+    /// of its own locators (7.3, 7.5). Anything else is dropped and counted.
+    fn responder_host(&mut self, aid_responder: &Ipv6Addr, dst: &Ipv6Addr) -> Option<HostId> {
+        let host = self.host_of(aid_responder);
+        if host.is_none() || self.host_of(dst) != host {
+            self.stats.dropped += 1;
+            return None;
+        }
+        host
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn on_init(
         &mut self,
@@ -436,15 +447,9 @@ impl Engine {
         now: Duration,
         out: &mut Vec<Action>,
     ) {
-        // The responder is the host owning AID(responder).
-        let Some(host) = self.host_of(&m.aid_responder) else {
-            self.stats.dropped += 1;
+        let Some(host) = self.responder_host(&m.aid_responder, &dst) else {
             return;
         };
-        if self.host_of(&dst) != Some(host) {
-            self.stats.dropped += 1;
-            return;
-        }
         if let Some(&id) = self.by_aids.get(&(host, m.aid_responder, m.aid_initiator)) {
             self.init_for_existing(id, src, dst, nonce, m, piggyback, now, out);
             return;
@@ -684,14 +689,9 @@ impl Engine {
         now: Duration,
         out: &mut Vec<Action>,
     ) {
-        let Some(host) = self.host_of(&m.aid_responder) else {
-            self.stats.dropped += 1;
+        let Some(host) = self.responder_host(&m.aid_responder, &dst) else {
             return;
         };
-        if self.host_of(&dst) != Some(host) {
-            self.stats.dropped += 1;
-            return;
-        }
         let existing = self
             .by_aids
             .get(&(host, m.aid_responder, m.aid_initiator))
