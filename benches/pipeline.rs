@@ -8,20 +8,24 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use dataplane::testpkt::*;
-use dataplane::{Next, Pipeline, VecBuf};
+use dataplane::{Control, Next, Pipeline, VecBuf};
 
 const BURST: usize = 32;
 const LAN: usize = 0;
 const ISP1: usize = 1;
 
-/// A pipeline with every next hop resolved (no solicitations in the measurement).
+/// A pipeline with every next hop resolved (no resolution in the measurement): the
+/// control thread publishes the entries, the worker's replica holds them.
 fn pipeline() -> Pipeline {
-    let mut pl = Pipeline::new(two_isp_site());
-    pl.learn_neighbor(ISP1, ip("fe80::1"), ISP1_MAC);
+    let site = two_isp_site();
+    let mut control = Control::new(&site);
+    let mut pl = Pipeline::new(site, control.worker_tables());
+    control.add_static_neighbor(ISP1, ip("fe80::1"), ISP1_MAC);
     for h in 0..16 {
-        pl.learn_neighbor(LAN, ip(&format!("2001:db8:1:1::{:x}", 0x100 + h)), HOST_MAC);
-        pl.learn_neighbor(LAN, ip(&format!("2001:db8:2:1::{:x}", 0x100 + h)), HOST_MAC);
+        control.add_static_neighbor(LAN, ip(&format!("2001:db8:1:1::{:x}", 0x100 + h)), HOST_MAC);
+        control.add_static_neighbor(LAN, ip(&format!("2001:db8:2:1::{:x}", 0x100 + h)), HOST_MAC);
     }
+    pl.sync();
     pl
 }
 
@@ -168,8 +172,12 @@ fn pipeline_benches(c: &mut Criterion) {
     // Building a pipeline (per worker, at start): not per packet, shown for scale.
     c.bench_function("pipeline_new", |b| {
         b.iter_batched(
-            two_isp_site,
-            |s| black_box(Pipeline::new(s)),
+            || {
+                let site = two_isp_site();
+                let tables = Control::new(&site).worker_tables();
+                (site, tables)
+            },
+            |(s, t)| black_box(Pipeline::new(s, t)),
             BatchSize::SmallInput,
         )
     });

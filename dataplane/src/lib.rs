@@ -8,8 +8,9 @@
 //! - [`buf`]: the buffer trait and the `Vec<u8>` implementation.
 //! - [`net`]: zero-copy header views (Ethernet, IPv6 and its extension chain, ICMPv6, ND).
 //! - [`nodes`]: one stage per file, each with its drop reasons.
-//! - [`site`], [`neighbor`], [`stats`], [`pipeline`]: the per-worker tables, counters and
-//!   the burst loop.
+//! - [`tables`]: one writer (the control thread), per-worker replicas.
+//! - [`neighbor`], [`isp`]: features with a control side ([`control`]) and a data path side.
+//! - [`site`], [`stats`], [`pipeline`]: the compiled site, counters, the burst loop.
 //! - [`testpkt`]: frame builders and an example site for tests and benches.
 //! - [`io`]: the only module that touches DPDK.
 #![deny(unsafe_code)]
@@ -19,17 +20,21 @@
 )]
 
 pub mod buf;
-/// DPDK glue (the lead's): mbufs as [`PacketBuf`]s and the polling worker.
+pub mod control;
+/// DPDK glue: mbufs as [`PacketBuf`]s and the polling worker.
 pub mod io;
+pub mod isp;
 pub mod neighbor;
 pub mod net;
 pub mod nodes;
 pub mod pipeline;
 pub mod site;
 pub mod stats;
+pub mod tables;
 pub mod testpkt;
 
 pub use buf::{PacketBuf, VecBuf};
+pub use control::{Control, WorkerTables};
 pub use pipeline::{Next, Pipeline, MAX_BURST};
 pub use site::{Ipv6Prefix, IspInfo, PortInfo, Site, SiteError};
 pub use stats::Counters;

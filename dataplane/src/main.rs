@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Sender};
+use crossbeam_channel::{bounded, Sender, TrySendError};
 use dataplane::io::{run_worker, ControlMsg, IoCounters, WorkerPlan};
-use dataplane::{Counters, Pipeline, PortInfo, Site};
+use dataplane::{Control, Counters, Pipeline, PortInfo, Site};
 use dpdk_bindings::{Eal, Mempool, Port, PortConfig};
 use proto::config::DataplaneConfig;
 
@@ -19,10 +19,12 @@ use proto::config::DataplaneConfig;
 const CHANNEL_DEPTH: usize = 4096;
 /// How often the control thread re-reads link state.
 const LINK_POLL_INTERVAL: Duration = Duration::from_millis(100);
-/// How often the control thread wakes to relay learned neighbors and check for stop.
-const CONTROL_TICK: Duration = Duration::from_millis(5);
-/// Mbuf data room: a 1500-byte MTU frame plus VLAN tag, and headroom for ICMPv6 errors.
-const MBUF_DATA_ROOM: u16 = 2048 + 128;
+/// How often the control thread wakes to run the neighbor owner and check for stop.
+const CONTROL_TICK: Duration = Duration::from_millis(1);
+/// Mbuf headroom (`RTE_PKTMBUF_HEADROOM`): room for the ICMPv6 errors built in place.
+const MBUF_HEADROOM: usize = 128;
+/// Mbuf data room after the headroom at least (DPDK's default).
+const MBUF_MIN_DATA: usize = 2048;
 
 const USAGE: &str = "usage: m6-dataplane --config FILE [--check]
 
@@ -99,12 +101,22 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
             .map_err(|e| format!("cannot install signal handler: {e}"))?;
     }
     let eal = Eal::init(&config.full_eal_args()).map_err(|e| format!("EAL init: {e}"))?;
+    // Every frame of the largest MTU fits one segment (the pipeline reads single-segment
+    // buffers): data room = headroom + max(2048, MTU + Ethernet header).
+    let max_frame = config
+        .ports
+        .iter()
+        .map(|p| usize::from(p.mtu) + 14)
+        .max()
+        .unwrap_or(0);
+    let data_room = u16::try_from(MBUF_HEADROOM + max_frame.max(MBUF_MIN_DATA))
+        .map_err(|_| "mbuf data room over 64 KiB")?;
     let pool = Arc::new(
         Mempool::new(
             "m6_pkts",
             config.mempool_mbufs,
             config.mempool_cache,
-            MBUF_DATA_ROOM,
+            data_room,
         )
         .map_err(|e| format!("mempool: {e}"))?,
     );
@@ -121,7 +133,7 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
             rx_desc: p.rx_desc,
             tx_desc: p.tx_desc,
             rss: true,
-            mtu: None,
+            mtu: Some(p.mtu),
         };
         port.configure(&port_cfg, &pool)
             .map_err(|e| format!("port {}: {e}", p.name))?;
@@ -136,6 +148,7 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
             name: p.name.clone(),
             mac,
             addresses: p.addresses.clone(),
+            mtu: p.mtu,
         });
         ports.push(port);
     }
@@ -145,14 +158,21 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
         lan_port: config.lan_port,
         isps: config.isps.clone(),
         icmp_errors_per_sec: config.icmp_errors_per_sec,
-        drop_ipv4: config.drop_ipv4,
     };
 
     site.validate().map_err(|e| format!("site: {e}"))?;
 
-    // Workers: each gets its RX queues, TX queue `w` on every port, and a control channel.
-    // Bounded channels: a stuck receiver costs counted updates, never unbounded memory.
-    let (learned_tx, learned_rx) = bounded(CHANNEL_DEPTH);
+    // The control thread owns every table the workers read (neighbors, ISP state).
+    let mut control_plane = Control::new(&site);
+    for n in &config.neighbors {
+        control_plane.add_static_neighbor(n.port, n.address, n.mac);
+    }
+    let epoch = Instant::now();
+
+    // Workers: each gets its RX queues, TX queue `w` on every port, its replicas of the
+    // tables, and channels to the control thread. Bounded channels: a stuck receiver
+    // costs counted events, never unbounded memory.
+    let (events_tx, events_rx) = bounded(CHANNEL_DEPTH);
     let mut control: Vec<Sender<ControlMsg>> = Vec::new();
     let mut handles = Vec::new();
     for (w, worker) in config.workers.iter().enumerate() {
@@ -178,10 +198,11 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
             pool: Arc::clone(&pool),
             polling: config.polling,
             control: ctl_rx,
-            learned: learned_tx.clone(),
+            events: events_tx.clone(),
+            epoch,
         };
         let site = site.clone();
-        let neighbors = config.neighbors.clone();
+        let tables = control_plane.worker_tables();
         let cpu = worker.lcore;
         let stop = Arc::clone(&stop);
         let handle = thread::Builder::new()
@@ -196,10 +217,7 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
                 }
                 // Built on the worker's own thread, after pinning, so its tables and
                 // counters are allocated apart from other workers' (no shared cache lines).
-                let mut pipeline = Pipeline::new(site);
-                for n in &neighbors {
-                    pipeline.add_static_neighbor(n.port, n.address, n.mac);
-                }
+                let pipeline = Pipeline::new(site, tables);
                 let result = run_worker(plan, pipeline, &stop);
                 dpdk_bindings::thread_unregister();
                 result
@@ -207,7 +225,7 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
             .map_err(|e| format!("cannot start worker: {e}"))?;
         handles.push(handle);
     }
-    drop(learned_tx);
+    drop(events_tx);
 
     println!(
         "m6-dataplane: forwarding on {} ports ({}) with {} workers",
@@ -221,14 +239,27 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
         handles.len()
     );
 
-    // Control loop: link state, neighbor relay, stop.
+    // Control loop: neighbor owner, link state, stop.
     let mut link_up: Vec<Option<bool>> = vec![None; config.isps.len()];
     let mut last_poll = Instant::now() - LINK_POLL_INTERVAL;
+    let mut transmit_dropped: u64 = 0;
     while !stop.load(Ordering::Relaxed) {
-        for msg in learned_rx.try_iter() {
-            for c in &control {
-                let _ = c.try_send(msg); // a lost relay is re-learned from the wire
-            }
+        let now = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        for ev in events_rx.try_iter() {
+            control_plane.handle(ev, now);
+        }
+        control_plane.tick(now);
+        // Solicitations go out through worker 0's TX queues.
+        if let Some(w0) = control.first() {
+            control_plane.drain_frames(&mut |port, frame| {
+                let msg = ControlMsg::Transmit {
+                    port,
+                    frame: frame.to_vec(),
+                };
+                if let Err(TrySendError::Full(_)) = w0.try_send(msg) {
+                    transmit_dropped += 1;
+                }
+            });
         }
         if last_poll.elapsed() >= LINK_POLL_INTERVAL {
             last_poll = Instant::now();
@@ -238,20 +269,12 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
                 let carrier_up = port.device.af_packet_iface().is_none_or(kernel_carrier_up);
                 let up = pmd_up && carrier_up;
                 if link_up[i] != Some(up) {
-                    if link_up[i].is_some() || !up {
-                        eprintln!(
-                            "m6-dataplane: isp {} link {}",
-                            isp.name,
-                            if up { "up" } else { "down" }
-                        );
-                    }
                     link_up[i] = Some(up);
-                    for c in &control {
-                        let _ = c.send(ControlMsg::IspLink { isp: i, up });
-                    }
+                    control_plane.set_link(i, up);
                 }
             }
         }
+        control_plane.drain_log(&mut |line| eprintln!("m6-dataplane: {line}"));
         thread::sleep(CONTROL_TICK);
     }
 
@@ -289,7 +312,11 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
         );
     }
     println!("counter io.alloc_failures {}", io.alloc_failures);
-    println!("counter io.learned_dropped {}", io.learned_dropped);
+    println!("counter io.events_dropped {}", io.events_dropped);
+    println!("counter io.transmit_dropped {transmit_dropped}");
+    control_plane
+        .counters()
+        .for_each(&mut |name, value| println!("counter {name} {value}"));
     println!("counter io.idle_sleeps {}", io.idle_sleeps);
     if let Some(c) = counters {
         c.for_each(|name, value| println!("counter {name} {value}"));

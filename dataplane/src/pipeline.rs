@@ -1,47 +1,51 @@
-//! The per-worker pipeline: runs the stages of [`crate::nodes`] over a burst, VPP style.
+//! The per-worker pipeline: the graph wiring that runs the stages of [`crate::nodes`] over a
+//! burst, VPP style. Each feature's own story lives elsewhere: neighbor resolution in
+//! [`crate::neighbor`] (this file only asks its [`Resolver`] and fills its hold queue), ISP
+//! state in [`crate::isp`], the published tables in [`crate::tables`].
 //!
 //! A burst is classified whole first; each later stage then runs over the frame (the list
 //! of packet indices) the earlier stages gave it, so one stage's code and tables stay hot
 //! while it works through its packets, and the table lookups of a stage are issued for the
-//! whole frame before their results are used (the rewrite stage resolves every next hop,
-//! then rewrites). Safe Rust has no prefetch; the out-of-order core overlaps the
-//! independent header reads of a frame's packets instead.
+//! whole frame before their results are used (the adjacency stage resolves every next hop,
+//! then rewrites).
 //!
-//! One [`Pipeline`] per worker lcore: it owns its tables (a replica of the site, its ISPs'
-//! state, its neighbor cache) and its counters, so the hot path takes no lock and writes
-//! no shared cache line. The control thread changes ISP state and neighbors between
-//! bursts through `&mut self` methods.
+//! One [`Pipeline`] per worker lcore: it reads its own replicas of the published tables
+//! (synced at the start of every burst) and writes only its own counters, so the hot path
+//! takes no lock and writes no shared cache line.
 //!
 //! Nothing here allocates per packet: per-packet state lives in fixed arrays sized for
-//! [`MAX_BURST`], and the queues for generated frames and learned neighbors are reserved
-//! up front and bounded.
+//! [`MAX_BURST`]; the hold queue and the queue of generated frames are bounded and reuse
+//! their buffers.
 
-use std::net::Ipv6Addr;
-
-use crate::buf::PacketBuf;
-use crate::neighbor::{Learned, NeighborCache, Origin, SWEEP_INTERVAL_NS};
+use crate::buf::{PacketBuf, VecBuf};
+use crate::control::WorkerTables;
+use crate::isp::IspTable;
+use crate::neighbor::datapath::{HoldMeta, HoldQueue, Lookup, Resolver, HOLD_TIMEOUT_NS};
+use crate::neighbor::{NeighborEvent, Trigger};
 use crate::net::addr::{self, Addr};
 use crate::nodes::classify::{self, Disposition, Parsed};
 use crate::nodes::icmp_error::{self, Kind, TokenBucket};
-use crate::nodes::{echo, egress, inbound, local, nd, rewrite, DropCause, PipelineDrop};
-use crate::site::{Site, SiteTables};
+use crate::nodes::{adjacency, echo, egress, exthdr, inbound, local, nd, DropCause, PipelineDrop};
+use crate::site::{Role, Site, SiteTables};
 use crate::stats::Counters;
+use crate::tables::Reader;
 
 /// Longest burst processed in one pass; longer slices are processed in chunks.
 pub const MAX_BURST: usize = 256;
-/// Router-originated frames held for [`Pipeline::drain_generated`] at most.
-pub const MAX_GENERATED: usize = 64;
-/// Learned neighbors held for [`Pipeline::drain_learned`] at most.
-pub const MAX_LEARNED: usize = 256;
+/// Bytes of generated frames (released held packets, errors about them) queued for the io
+/// layer at most between two drains.
+pub const MAX_GENERATED_BYTES: usize = 64 * 1024;
 
 /// Where a packet goes after a burst: one per packet, like VPP's `nexts[]`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Next {
     /// Transmit the (rewritten) buffer on this port index.
     Tx(usize),
-    /// Free the buffer.
+    /// Free the buffer (the pipeline has counted why).
     #[default]
     Drop,
+    /// The pipeline kept a copy to send once its next hop resolves: free the buffer.
+    Held,
 }
 
 /// The next hop whose MAC a forwarded packet needs.
@@ -61,9 +65,10 @@ struct Slot {
     p: Parsed,
     out_port: usize,
     hop: Hop,
-    mac: Option<[u8; 6]>,
-    /// The neighbor entry is STALE: confirm it with a solicitation.
-    probe: bool,
+    /// The router built this packet (an echo reply routed through an ISP): its hop limit
+    /// is not decremented.
+    originated: bool,
+    lookup: Option<Lookup>,
     icmp: Option<Kind>,
 }
 
@@ -99,7 +104,7 @@ struct Frames {
     local: Frame,
     outbound: Frame,
     inbound: Frame,
-    rewrite: Frame,
+    adjacency: Frame,
     icmp: Frame,
 }
 
@@ -109,7 +114,7 @@ impl Frames {
             local: Frame::new(),
             outbound: Frame::new(),
             inbound: Frame::new(),
-            rewrite: Frame::new(),
+            adjacency: Frame::new(),
             icmp: Frame::new(),
         }
     }
@@ -118,47 +123,46 @@ impl Frames {
         self.local.n = 0;
         self.outbound.n = 0;
         self.inbound.n = 0;
-        self.rewrite.n = 0;
+        self.adjacency.n = 0;
         self.icmp.n = 0;
     }
 }
 
-/// A memoised next-hop resolution, valid while the neighbor cache generation is unchanged,
-/// within one burst (the resolution marks the entry used at the burst's time).
-#[derive(Clone, Copy, Debug, Default)]
-struct Memo {
-    generation: u64,
-    now: u64,
-    port: usize,
-    ip: Addr,
-    mac: Option<[u8; 6]>,
-}
-
-/// Frames the pipeline originates (Neighbor Solicitations), waiting for the io layer.
+/// Frames the pipeline built outside the burst (released held packets), waiting for the
+/// io layer to copy them into fresh buffers.
 struct Generated {
     bytes: Vec<u8>,
     frames: Vec<(usize, usize, usize)>,
-    /// The target of each frame.
-    targets: Vec<(usize, Addr)>,
+}
+
+impl Generated {
+    fn push(&mut self, port: usize, frame: &[u8]) -> bool {
+        if self.bytes.len() + frame.len() > MAX_GENERATED_BYTES {
+            return false;
+        }
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(frame);
+        self.frames.push((port, start, frame.len()));
+        true
+    }
 }
 
 /// One worker's packet pipeline.
 pub struct Pipeline {
     site: Site,
     tables: SiteTables,
-    neighbors: NeighborCache,
+    isps: Reader<IspTable>,
+    resolver: Resolver,
+    held: HoldQueue,
     icmp_bucket: TokenBucket,
     counters: Counters,
     slots: Box<[Slot]>,
     frames: Box<Frames>,
-    isp_memo: Vec<Memo>,
-    host_memo: Memo,
     generated: Generated,
-    learned: Vec<(usize, Ipv6Addr, [u8; 6])>,
-    /// The clock of the latest burst: the time of neighbors learned between bursts.
-    now: u64,
-    /// When the neighbor cache was last swept of dead entries.
-    last_sweep: u64,
+    /// The last LAN source reported as talking, and when (one report per source per burst).
+    last_talker: (Addr, u64),
+    /// The replica generation the hold queue was last checked against.
+    held_checked: (u64, u64),
 }
 
 #[inline]
@@ -172,29 +176,28 @@ fn send(counters: &mut Counters, next: &mut [Next], i: usize, port: usize, len: 
 }
 
 impl Pipeline {
-    /// A pipeline for one worker. Never fails: references in `site` that do not resolve
-    /// (see [`Site::validate`]) only make the packets that would use them drop.
-    pub fn new(site: Site) -> Pipeline {
-        let tables = SiteTables::new(&site);
+    /// A pipeline for one worker, reading `tables` (from [`crate::control::Control`]).
+    /// Never fails: references in `site` that do not resolve (see [`Site::validate`]) only
+    /// make the packets that would use them drop.
+    pub fn new(site: Site, tables: WorkerTables) -> Pipeline {
+        let compiled = SiteTables::new(&site);
         let counters = Counters::new(&site);
-        let neighbors = NeighborCache::new(site.ports.len());
         Pipeline {
             icmp_bucket: TokenBucket::new(site.icmp_errors_per_sec),
-            isp_memo: vec![Memo::default(); site.isps.len()],
-            tables,
-            neighbors,
+            // One memo slot per ISP next hop, one for LAN hosts.
+            resolver: Resolver::new(tables.neighbors, site.isps.len() + 1),
+            isps: tables.isps,
+            held: HoldQueue::new(),
+            tables: compiled,
             counters,
             slots: vec![Slot::default(); MAX_BURST].into_boxed_slice(),
             frames: Box::new(Frames::new()),
-            host_memo: Memo::default(),
             generated: Generated {
-                bytes: Vec::with_capacity(MAX_GENERATED * nd::NS_FRAME_LEN),
-                frames: Vec::with_capacity(MAX_GENERATED),
-                targets: Vec::with_capacity(MAX_GENERATED),
+                bytes: Vec::with_capacity(MAX_GENERATED_BYTES),
+                frames: Vec::with_capacity(MAX_BURST),
             },
-            learned: Vec::with_capacity(MAX_LEARNED),
-            now: 0,
-            last_sweep: 0,
+            last_talker: (0, u64::MAX),
+            held_checked: (0, 0),
             site,
         }
     }
@@ -206,8 +209,8 @@ impl Pipeline {
 
     /// Processes a burst received on `rx_port`: each buffer is rewritten in place and its
     /// fate written to `next` at the same index. `next` must be at least as long as `pkts`
-    /// (only `min(pkts.len(), next.len())` packets are processed). `now_ns` is a monotonic
-    /// clock (rate limits).
+    /// (only `min(pkts.len(), next.len())` packets are processed). `now_ns` is the
+    /// workers' shared monotonic clock (rate limits, neighbor reports, held packets).
     pub fn process_burst<B: PacketBuf>(
         &mut self,
         rx_port: usize,
@@ -220,21 +223,108 @@ impl Pipeline {
         let (Some(pkts), Some(next)) = (pkts.get_mut(..n), next.get_mut(..n)) else {
             return;
         };
-        self.now = self.now.max(now_ns);
-        if now_ns.saturating_sub(self.last_sweep) >= SWEEP_INTERVAL_NS {
-            self.last_sweep = now_ns;
-            self.neighbors.sweep(now_ns);
-        }
+        self.sync();
         for (p, x) in pkts.chunks_mut(MAX_BURST).zip(next.chunks_mut(MAX_BURST)) {
             self.process_chunk(rx_port, p, x, now_ns);
         }
-        self.sync_neighbor_counters();
+        self.counters.resolve = self.resolver.counters.clone();
     }
 
-    /// Copies the neighbor cache's own counts into the counters.
-    fn sync_neighbor_counters(&mut self) {
-        self.counters.nd.neighbor_evicted = self.neighbors.evictions();
-        self.counters.nd.neighbor_expired = self.neighbors.expirations();
+    /// Applies the control thread's table changes (done at the start of every burst too).
+    pub fn sync(&mut self) {
+        self.resolver.sync();
+        self.isps.sync();
+    }
+
+    /// Between bursts: syncs the tables and sends the held packets whose next hop resolved
+    /// (through [`Self::drain_generated`]), or answers those whose resolution failed or
+    /// timed out with Destination Unreachable code 3 (RFC 4861 section 7.2.2).
+    pub fn service(&mut self, now: u64) {
+        self.sync();
+        if self.held.is_empty() {
+            return;
+        }
+        // Only when the replica changed, or now and then for the timeouts.
+        let generation = self.resolver.table().generation();
+        if generation == self.held_checked.0
+            && now.saturating_sub(self.held_checked.1) < 100_000_000
+        {
+            return;
+        }
+        self.held_checked = (generation, now);
+        let resolver = &self.resolver;
+        let mut ready = Vec::new();
+        self.held.take_ready(
+            |m| {
+                matches!(
+                    resolver.peek(m.out_port, m.next_hop),
+                    Lookup::Mac(_) | Lookup::Failed
+                ) || now.saturating_sub(m.since) >= HOLD_TIMEOUT_NS
+            },
+            |h| ready.push((h.meta, std::mem::take(&mut h.frame))),
+        );
+        for (meta, mut frame) in ready {
+            match self.resolver.peek(meta.out_port, meta.next_hop) {
+                Lookup::Mac(mac) => self.release(&meta, &mut frame, mac),
+                _ => self.fail_held(&meta, &frame, now),
+            }
+        }
+        self.counters.resolve = self.resolver.counters.clone();
+    }
+
+    fn release(&mut self, meta: &HoldMeta, frame: &mut [u8], mac: [u8; 6]) {
+        let Some(port_mac) = self.tables.ports.get(meta.out_port).map(|p| p.mac) else {
+            return;
+        };
+        if !adjacency::apply(frame, &meta.parsed, port_mac, mac, meta.originated)
+            || !self.generated.push(meta.out_port, frame)
+        {
+            self.counters.drop.count(DropCause::Adjacency(
+                adjacency::DropReason::NeighborUnresolved,
+            ));
+            return;
+        }
+        self.resolver.counters.released += 1;
+        if let Some(c) = self.counters.tx.get_mut(meta.out_port) {
+            c.add(frame.len());
+        }
+        if let Some(c) = meta.isp.and_then(|i| self.counters.isp_tx.get_mut(i)) {
+            c.add(frame.len());
+        }
+    }
+
+    fn fail_held(&mut self, meta: &HoldMeta, frame: &[u8], now: u64) {
+        self.resolver.counters.hold_failed += 1;
+        self.counters
+            .drop
+            .count(DropCause::Adjacency(adjacency::DropReason::NeighborFailed));
+        let kind = Kind::AddressUnreachable;
+        if !icmp_error::allowed(&meta.parsed, kind) || meta.originated {
+            self.counters.icmp.error_suppressed += 1;
+            return;
+        }
+        if !self.icmp_bucket.take(now) {
+            self.counters.icmp.other_ratelimited += 1;
+            return;
+        }
+        let Some(src) = self.tables.source_for(meta.rx_port, meta.parsed.src) else {
+            self.counters.icmp.error_no_source += 1;
+            return;
+        };
+        let Some(port_mac) = self.tables.ports.get(meta.rx_port).map(|p| p.mac) else {
+            return;
+        };
+        let mut b = VecBuf::with_room(frame, icmp_error::OVERHEAD, 0);
+        if icmp_error::build(&mut b, &meta.parsed, kind, src, port_mac).is_ok()
+            && self.generated.push(meta.rx_port, b.data())
+        {
+            self.counters.icmp.address_unreachable_sent += 1;
+            if let Some(c) = self.counters.tx.get_mut(meta.rx_port) {
+                c.add(b.len());
+            }
+        } else {
+            self.counters.icmp.error_no_room += 1;
+        }
     }
 
     fn process_chunk<B: PacketBuf>(
@@ -251,43 +341,42 @@ impl Pipeline {
                 c.add(b.len());
             }
         }
-        self.classify_stage(rx, pkts, next);
-        self.local_stage(rx, pkts, next, now);
-        self.egress_stage();
+        self.classify_stage(rx, pkts);
+        self.local_stage(rx, pkts, next);
+        self.egress_stage(now);
         self.inbound_stage(rx, pkts);
-        self.rewrite_stage(pkts, next, now);
+        self.adjacency_stage(rx, pkts, next, now);
         self.icmp_error_stage(rx, pkts, next, now);
     }
 
     /// Stage 1: classify the whole burst and dispatch to the next stages.
-    fn classify_stage<B: PacketBuf>(&mut self, rx: usize, pkts: &mut [B], next: &mut [Next]) {
+    fn classify_stage<B: PacketBuf>(&mut self, rx: usize, pkts: &mut [B]) {
         for (i, (b, slot)) in pkts.iter_mut().zip(self.slots.iter_mut()).enumerate() {
             let (class, disp) = classify::classify_into(b, &self.tables, rx, &mut slot.p);
             if let Some(c) = class.and_then(|c| self.counters.class.get_mut(c.index())) {
                 *c += 1;
             }
             slot.hop = Hop::None;
-            slot.mac = None;
-            slot.probe = false;
+            slot.originated = false;
+            slot.lookup = None;
             slot.icmp = None;
             match disp {
                 Disposition::Local => self.frames.local.push(i),
                 Disposition::Outbound => self.frames.outbound.push(i),
                 Disposition::Inbound => self.frames.inbound.push(i),
-                Disposition::Bridge(port) => send(&mut self.counters, next, i, port, b.len()),
-                Disposition::Drop(r) => self.counters.drop.count(DropCause::Classify(r)),
+                Disposition::Drop(r) => {
+                    self.counters.drop.count(DropCause::Classify(r));
+                    if r == classify::DropReason::SourceBeyondScope {
+                        slot.icmp = Some(Kind::BeyondScope);
+                        self.frames.icmp.push(i);
+                    }
+                }
             }
         }
     }
 
-    /// Stage 2: the router's own traffic (ND, echo).
-    fn local_stage<B: PacketBuf>(
-        &mut self,
-        rx: usize,
-        pkts: &mut [B],
-        next: &mut [Next],
-        now: u64,
-    ) {
+    /// Stage 2: the router's own traffic: extension headers, then ND and echo.
+    fn local_stage<B: PacketBuf>(&mut self, rx: usize, pkts: &mut [B], next: &mut [Next]) {
         let Some(port) = self.tables.ports.get(rx) else {
             // Unreachable: classification refuses frames from unknown ports.
             for _ in 0..self.frames.local.n {
@@ -299,58 +388,98 @@ impl Pipeline {
         };
         for k in 0..self.frames.local.n {
             let i = self.frames.local.get(k);
-            let (Some(b), Some(slot)) = (pkts.get_mut(i), self.slots.get(i)) else {
+            let (Some(b), Some(slot)) = (pkts.get_mut(i), self.slots.get_mut(i)) else {
                 continue;
             };
             let p = slot.p;
+            let verdict = match p.chain_error {
+                Some(e) => exthdr::chain_error(e),
+                None => exthdr::process(
+                    b.data().get(p.l3()..p.end()).unwrap_or(&[]),
+                    addr::is_multicast(p.dst),
+                ),
+            };
+            match verdict {
+                exthdr::Verdict::Accept => {}
+                exthdr::Verdict::Drop(r) => {
+                    self.counters.drop.count(DropCause::ExtHdr(r));
+                    continue;
+                }
+                exthdr::Verdict::Problem {
+                    reason,
+                    code,
+                    pointer,
+                } => {
+                    self.counters.drop.count(DropCause::ExtHdr(reason));
+                    slot.icmp = Some(Kind::ParamProblem { code, pointer });
+                    self.frames.icmp.push(i);
+                    continue;
+                }
+            }
             match local::dispatch(&p) {
                 Err(r) => self.counters.drop.count(DropCause::Local(r)),
-                Ok(local::Handler::Echo) => match echo::reply(b, &p, port.mac) {
-                    Ok(()) => {
-                        self.counters.icmp.echo_replied += 1;
-                        send(&mut self.counters, next, i, rx, b.len());
-                    }
-                    Err(r) => self.counters.drop.count(DropCause::Echo(r)),
-                },
-                Ok(local::Handler::Nd) => {
-                    match nd::input_with_origin(b, &p, port, &mut self.counters.nd) {
-                        Ok((outcome, learn)) => {
-                            if let Some(l) = learn {
-                                learn_from_wire(
-                                    &mut self.neighbors,
-                                    &mut self.learned,
-                                    &mut self.counters,
-                                    rx,
-                                    l,
-                                    now,
-                                );
-                            }
-                            match outcome {
-                                nd::Outcome::Reply => {
-                                    send(&mut self.counters, next, i, rx, b.len())
+                Ok(local::Handler::Echo) => {
+                    let from = self.tables.reply_source(p.dst);
+                    match echo::reply(b, &p, port.mac, from) {
+                        Ok(()) => {
+                            self.counters.icmp.echo_replied += 1;
+                            // Toward the Internet, a reply leaves through the ISP that
+                            // owns its source, whose ingress filter accepts it (seed 000
+                            // section 5.1); on-link answers go straight back.
+                            let toward_internet = port.role == Role::Isp
+                                && !self.tables.in_site(p.src)
+                                && !addr::is_link_local(p.src);
+                            let owner = self.tables.owner_of(from).and_then(|isp| {
+                                let s = self.tables.isps.get(isp)?;
+                                (s.port != Some(rx)).then_some((isp, s.port?))
+                            });
+                            match owner {
+                                Some((isp, out)) if toward_internet => {
+                                    slot.out_port = out;
+                                    slot.hop = Hop::Isp(isp);
+                                    slot.originated = true;
+                                    self.frames.adjacency.push(i);
                                 }
-                                nd::Outcome::Consumed => self.counters.local_consumed += 1,
+                                _ => send(&mut self.counters, next, i, rx, b.len()),
                             }
                         }
-                        Err(r) => self.counters.drop.count(DropCause::Nd(r)),
+                        Err(r) => self.counters.drop.count(DropCause::Echo(r)),
                     }
                 }
+                Ok(local::Handler::Nd) => match nd::input(b, &p, port, rx, &mut self.counters.nd) {
+                    Ok((outcome, evidence)) => {
+                        if let Some(ev) = evidence {
+                            self.resolver.report(ev);
+                        }
+                        match outcome {
+                            nd::Outcome::Reply => send(&mut self.counters, next, i, rx, b.len()),
+                            nd::Outcome::Consumed => self.counters.local_consumed += 1,
+                        }
+                    }
+                    Err(r) => self.counters.drop.count(DropCause::Nd(r)),
+                },
             }
         }
     }
 
     /// Stage 3: LAN -> ISP, by source prefix.
-    fn egress_stage(&mut self) {
+    fn egress_stage(&mut self, now: u64) {
+        let lan = self.tables.lan_port.unwrap_or(0);
         for k in 0..self.frames.outbound.n {
             let i = self.frames.outbound.get(k);
             let Some(slot) = self.slots.get_mut(i) else {
                 continue;
             };
-            match egress::select(&self.tables, slot.p.src, slot.p.dst) {
+            // A host that talks gets resolved ahead of any scan (RFC 6583 section 7.1).
+            if self.last_talker != (slot.p.src, now) {
+                self.last_talker = (slot.p.src, now);
+                self.resolver.talked(lan, slot.p.src, now);
+            }
+            match egress::select(&self.tables, &self.isps.get().0, slot.p.src, slot.p.dst) {
                 egress::Decision::Forward { isp, port } => {
                     slot.out_port = port;
                     slot.hop = Hop::Isp(isp);
-                    self.frames.rewrite.push(i);
+                    self.frames.adjacency.push(i);
                 }
                 egress::Decision::Refuse {
                     reason,
@@ -382,105 +511,166 @@ impl Pipeline {
                     }
                     slot.out_port = lan_port;
                     slot.hop = Hop::Host(slot.p.dst);
-                    self.frames.rewrite.push(i);
+                    self.frames.adjacency.push(i);
                 }
                 inbound::Decision::Refuse(r) => self.counters.drop.count(DropCause::Inbound(r)),
             }
         }
     }
 
-    /// Stage 5: hop limit, next-hop resolution for the whole frame, then the rewrite.
-    fn rewrite_stage<B: PacketBuf>(&mut self, pkts: &mut [B], next: &mut [Next], now: u64) {
-        // Hop limit: out of the frame (compacted in place) and into the error stage.
+    /// Stage 5: hop limit, MTU, next hop, Ethernet header.
+    fn adjacency_stage<B: PacketBuf>(
+        &mut self,
+        rx: usize,
+        pkts: &mut [B],
+        next: &mut [Next],
+        now: u64,
+    ) {
+        // Hop limit and MTU first: what fails them needs no next hop.
         let mut kept = 0;
-        for k in 0..self.frames.rewrite.n {
-            let i = self.frames.rewrite.get(k);
+        for k in 0..self.frames.adjacency.n {
+            let i = self.frames.adjacency.get(k);
             let Some(slot) = self.slots.get_mut(i) else {
                 continue;
             };
-            if rewrite::hop_limit_ok(&slot.p) {
-                if let Some(x) = self.frames.rewrite.idx.get_mut(kept) {
-                    *x = i as u16;
-                }
-                kept += 1;
+            let mtu = self.tables.ports.get(slot.out_port).map_or(0, |p| p.mtu);
+            let problem = if !slot.originated && !adjacency::hop_limit_ok(&slot.p) {
+                Some((adjacency::DropReason::HopLimitExceeded, Kind::HopLimit))
+            } else if !adjacency::fits(&slot.p, mtu) {
+                Some((
+                    adjacency::DropReason::PacketTooBig,
+                    Kind::PacketTooBig {
+                        mtu: u32::from(mtu),
+                    },
+                ))
             } else {
-                self.counters
-                    .drop
-                    .count(DropCause::Rewrite(rewrite::DropReason::HopLimitExceeded));
-                slot.icmp = Some(Kind::HopLimit);
-                self.frames.icmp.push(i);
-            }
-        }
-        self.frames.rewrite.n = kept;
-
-        // Resolve every next hop of the frame.
-        for k in 0..self.frames.rewrite.n {
-            let i = self.frames.rewrite.get(k);
-            if let Some(slot) = self.slots.get(i) {
-                let (port, hop) = (slot.out_port, slot.hop);
-                let (mac, probe) = self.resolve(port, hop, now);
-                if let Some(slot) = self.slots.get_mut(i) {
-                    slot.mac = mac;
-                    slot.probe = probe;
+                None
+            };
+            match problem {
+                None => {
+                    if let Some(x) = self.frames.adjacency.idx.get_mut(kept) {
+                        *x = i as u16;
+                    }
+                    kept += 1;
+                }
+                Some((reason, kind)) => {
+                    self.counters.drop.count(DropCause::Adjacency(reason));
+                    if !slot.originated {
+                        slot.icmp = Some(kind);
+                        self.frames.icmp.push(i);
+                    }
                 }
             }
         }
+        self.frames.adjacency.n = kept;
 
-        // Rewrite and send, or solicit.
-        for k in 0..self.frames.rewrite.n {
-            let i = self.frames.rewrite.get(k);
+        // Look up every next hop of the frame.
+        let host_slot = self.tables.isps.len();
+        for k in 0..self.frames.adjacency.n {
+            let i = self.frames.adjacency.get(k);
+            let Some(slot) = self.slots.get(i).copied() else {
+                continue;
+            };
+            let lookup = match slot.hop {
+                Hop::Isp(isp) => match self.tables.isps.get(isp) {
+                    Some(s) => match s.static_mac {
+                        Some(mac) => Lookup::Mac(mac),
+                        None => self.resolver.lookup(
+                            isp,
+                            slot.out_port,
+                            s.next_hop,
+                            Trigger::Inside,
+                            now,
+                        ),
+                    },
+                    None => Lookup::Failed,
+                },
+                Hop::Host(a) => {
+                    self.resolver
+                        .lookup(host_slot, slot.out_port, a, Trigger::Outside, now)
+                }
+                Hop::None => Lookup::Failed,
+            };
+            if let Some(s) = self.slots.get_mut(i) {
+                s.lookup = Some(lookup);
+            }
+        }
+
+        // Rewrite and send, hold, or refuse.
+        for k in 0..self.frames.adjacency.n {
+            let i = self.frames.adjacency.get(k);
             let (Some(slot), Some(b)) = (self.slots.get(i).copied(), pkts.get_mut(i)) else {
                 continue;
             };
-            let Some(port) = self.tables.ports.get(slot.out_port) else {
+            let Some(port_mac) = self.tables.ports.get(slot.out_port).map(|p| p.mac) else {
                 // Unreachable: out ports come from the tables.
                 self.counters
                     .drop
                     .count(DropCause::Pipeline(PipelineDrop::InternalError));
                 continue;
             };
-            let target = match slot.hop {
-                Hop::Isp(isp) => self.tables.isps.get(isp).map(|s| s.next_hop),
-                Hop::Host(a) => Some(a),
-                Hop::None => None,
+            let isp = match slot.hop {
+                Hop::Isp(isp) => Some(isp),
+                _ => None,
             };
-            match slot.mac {
-                Some(mac) => {
-                    if !rewrite::apply(b, &slot.p, port.mac, mac) {
+            match slot.lookup.unwrap_or(Lookup::Failed) {
+                Lookup::Mac(mac) => {
+                    if !adjacency::apply(b.data_mut(), &slot.p, port_mac, mac, slot.originated) {
                         // Unreachable: classification checked the headers are there.
                         self.counters
                             .drop
                             .count(DropCause::Pipeline(PipelineDrop::InternalError));
                         continue;
                     }
-                    if slot.probe {
-                        if let Some(target) = target {
-                            if self.solicit(slot.out_port, target, now, false) {
-                                self.counters.nd.stale_probes += 1;
-                            }
-                        }
-                    }
                     let len = b.len();
                     send(&mut self.counters, next, i, slot.out_port, len);
-                    if let Hop::Isp(isp) = slot.hop {
-                        if let Some(c) = self.counters.isp_tx.get_mut(isp) {
-                            c.add(len);
-                        }
+                    if let Some(c) = isp.and_then(|isp| self.counters.isp_tx.get_mut(isp)) {
+                        c.add(len);
                     }
                 }
-                None => {
+                Lookup::Unresolved => {
+                    let next_hop = match slot.hop {
+                        Hop::Isp(isp) => self.tables.isps.get(isp).map_or(0, |s| s.next_hop),
+                        Hop::Host(a) => a,
+                        Hop::None => 0,
+                    };
+                    let meta = HoldMeta {
+                        rx_port: rx,
+                        out_port: slot.out_port,
+                        next_hop,
+                        isp,
+                        parsed: slot.p,
+                        originated: slot.originated,
+                        since: now,
+                    };
+                    if self.held.push(b.data(), meta) {
+                        self.resolver.counters.held += 1;
+                        if let Some(n) = next.get_mut(i) {
+                            *n = Next::Held;
+                        }
+                    } else {
+                        self.counters.drop.count(DropCause::Adjacency(
+                            adjacency::DropReason::NeighborUnresolved,
+                        ));
+                    }
+                }
+                Lookup::Failed => {
                     self.counters
                         .drop
-                        .count(DropCause::Rewrite(rewrite::DropReason::NeighborUnresolved));
-                    if let Some(target) = target {
-                        self.solicit(slot.out_port, target, now, true);
+                        .count(DropCause::Adjacency(adjacency::DropReason::NeighborFailed));
+                    if !slot.originated {
+                        if let Some(s) = self.slots.get_mut(i) {
+                            s.icmp = Some(Kind::AddressUnreachable);
+                        }
+                        self.frames.icmp.push(i);
                     }
                 }
             }
         }
     }
 
-    /// Stage 6: ICMPv6 errors for the packets the earlier stages refused.
+    /// Stage 6: ICMPv6 errors for the packets the earlier stages refused, sent back out the
+    /// port they came in on (their source is on that side).
     fn icmp_error_stage<B: PacketBuf>(
         &mut self,
         rx: usize,
@@ -499,7 +689,7 @@ impl Pipeline {
             let Some(kind) = slot.icmp else {
                 continue;
             };
-            if !icmp_error::allowed(&slot.p) {
+            if !icmp_error::allowed(&slot.p, kind) {
                 self.counters.icmp.error_suppressed += 1;
                 continue;
             }
@@ -507,6 +697,7 @@ impl Pipeline {
                 match kind {
                     Kind::SourcePolicy => self.counters.icmp.unreachable_ratelimited += 1,
                     Kind::HopLimit => self.counters.icmp.time_exceeded_ratelimited += 1,
+                    _ => self.counters.icmp.other_ratelimited += 1,
                 }
                 continue;
             }
@@ -517,9 +708,14 @@ impl Pipeline {
             };
             match icmp_error::build(b, &slot.p, kind, src, port_mac) {
                 Ok(()) => {
+                    let c = &mut self.counters.icmp;
                     match kind {
-                        Kind::SourcePolicy => self.counters.icmp.unreachable_sent += 1,
-                        Kind::HopLimit => self.counters.icmp.time_exceeded_sent += 1,
+                        Kind::SourcePolicy => c.unreachable_sent += 1,
+                        Kind::HopLimit => c.time_exceeded_sent += 1,
+                        Kind::AddressUnreachable => c.address_unreachable_sent += 1,
+                        Kind::BeyondScope => c.beyond_scope_sent += 1,
+                        Kind::PacketTooBig { .. } => c.packet_too_big_sent += 1,
+                        Kind::ParamProblem { .. } => c.param_problem_sent += 1,
                     }
                     send(&mut self.counters, next, i, rx, b.len());
                 }
@@ -528,77 +724,9 @@ impl Pipeline {
         }
     }
 
-    /// The MAC of `hop` on `port`: a static next-hop MAC, else the neighbor cache, through
-    /// a memo so a burst toward one next hop hashes once. The flag asks for a probe of a
-    /// STALE entry (once per burst: memo hits never ask).
-    #[inline]
-    fn resolve(&mut self, port: usize, hop: Hop, now: u64) -> (Option<[u8; 6]>, bool) {
-        let (ip, memo) = match hop {
-            Hop::None => return (None, false),
-            Hop::Isp(isp) => {
-                let Some(s) = self.tables.isps.get(isp) else {
-                    return (None, false);
-                };
-                if s.static_mac.is_some() {
-                    return (s.static_mac, false);
-                }
-                let Some(memo) = self.isp_memo.get_mut(isp) else {
-                    return (None, false);
-                };
-                (s.next_hop, memo)
-            }
-            Hop::Host(a) => (a, &mut self.host_memo),
-        };
-        let generation = self.neighbors.generation();
-        if memo.generation == generation && memo.now == now && memo.port == port && memo.ip == ip {
-            return (memo.mac, false);
-        }
-        let r = self.neighbors.resolve(port, ip, now);
-        let mac = r.map(|r| r.mac);
-        *memo = Memo {
-            // The resolution may have deleted a dead entry.
-            generation: self.neighbors.generation(),
-            now,
-            port,
-            ip,
-            mac,
-        };
-        (mac, r.is_some_and(|r| r.probe))
-    }
-
-    /// Queues a Neighbor Solicitation for `target` on `port`, at most one per second per
-    /// target; whether it did. `count_limited`: count the solicitations the rate limit
-    /// holds back (not for probes of STALE entries, asked for on every burst that uses
-    /// them).
-    fn solicit(&mut self, port: usize, target: Addr, now: u64, count_limited: bool) -> bool {
-        if self.generated.frames.len() >= MAX_GENERATED {
-            self.counters.nd.ns_queue_full += 1;
-            return false;
-        }
-        if !self.neighbors.should_solicit(port, target, now) {
-            if count_limited {
-                self.counters.nd.ns_ratelimited += 1;
-            }
-            return false;
-        }
-        let (Some(p), Some(src)) = (
-            self.tables.ports.get(port),
-            self.tables.ns_source_for(port, target),
-        ) else {
-            return false;
-        };
-        let mut frame = [0u8; nd::NS_FRAME_LEN];
-        nd::build_ns_frame(&mut frame, p.mac, src, target);
-        let start = self.generated.bytes.len();
-        self.generated.bytes.extend_from_slice(&frame);
-        self.generated.frames.push((port, start, frame.len()));
-        self.generated.targets.push((port, target));
-        self.counters.nd.ns_sent += 1;
-        true
-    }
-
-    /// Hands every router-originated frame (Neighbor Solicitations) to `out` with the port
-    /// to send it on, and forgets them. The io layer copies each into a fresh mbuf.
+    /// Hands every frame the pipeline built outside a burst (released held packets, code 3
+    /// errors about them) to `out` with the port to send it on, and forgets them. The io
+    /// layer copies each into a fresh mbuf.
     pub fn drain_generated(&mut self, out: &mut impl FnMut(usize, &[u8])) {
         for &(port, start, len) in &self.generated.frames {
             if let Some(f) = self.generated.bytes.get(start..start + len) {
@@ -606,50 +734,12 @@ impl Pipeline {
             }
         }
         self.generated.frames.clear();
-        self.generated.targets.clear();
         self.generated.bytes.clear();
     }
 
-    /// Sets the link state of ISP `isp` (ignored if there is no such ISP).
-    pub fn set_isp_link(&mut self, isp: usize, up: bool) {
-        if let Some(s) = self.tables.isps.get_mut(isp) {
-            s.link_up = up;
-        }
-    }
-
-    /// Sets the administrative state of ISP `isp` (ignored if there is no such ISP).
-    pub fn set_isp_admin(&mut self, isp: usize, up: bool) {
-        if let Some(s) = self.tables.isps.get_mut(isp) {
-            s.admin_up = up;
-        }
-    }
-
-    /// Whether ISP `isp` would carry traffic now (administratively up, link up).
-    pub fn isp_usable(&self, isp: usize) -> bool {
-        self.tables.isps.get(isp).is_some_and(|s| s.usable())
-    }
-
-    /// Records a neighbor another worker learned (not queued for [`Self::drain_learned`]
-    /// again).
-    pub fn learn_neighbor(&mut self, port: usize, ip: Ipv6Addr, mac: [u8; 6]) {
-        self.neighbors
-            .learn(port, addr::from_std(&ip), mac, Origin::Peer, self.now);
-        self.sync_neighbor_counters();
-    }
-
-    /// Marks `ip` on `port` as being solicited (another worker sent the solicitation,
-    /// see [`Self::drain_solicited`]), so that the advertisement answering it may create
-    /// an entry here when RSS delivers it to this worker.
-    pub fn expect_neighbor(&mut self, port: usize, ip: Ipv6Addr) {
-        self.neighbors.expect(port, addr::from_std(&ip), self.now);
-    }
-
-    /// The targets of the solicitations waiting in [`Self::drain_generated`] (call before
-    /// it), for the io layer to pass to the other workers' [`Self::expect_neighbor`].
-    pub fn drain_solicited(&self, out: &mut impl FnMut(usize, Ipv6Addr)) {
-        for &(port, target) in &self.generated.targets {
-            out(port, addr::to_std(target));
-        }
+    /// Hands every neighbor event for the control thread to `out`, and forgets them.
+    pub fn drain_events(&mut self, out: &mut impl FnMut(NeighborEvent)) {
+        self.resolver.drain_events(out);
     }
 
     /// Counts a frame the io layer dropped before the pipeline because it is a chained
@@ -664,53 +754,27 @@ impl Pipeline {
             .count(DropCause::Pipeline(PipelineDrop::MultiSegment));
     }
 
-    /// Installs a configured neighbor that nothing learned from the wire replaces.
-    pub fn add_static_neighbor(&mut self, port: usize, ip: Ipv6Addr, mac: [u8; 6]) {
-        self.neighbors.set_static(port, addr::from_std(&ip), mac);
-    }
-
-    /// The MAC this worker knows for `ip` on `port`.
-    pub fn neighbor(&self, port: usize, ip: Ipv6Addr) -> Option<[u8; 6]> {
-        self.neighbors.lookup(port, addr::from_std(&ip))
-    }
-
-    /// Hands every neighbor learned from the wire since the last call (new or changed) to
-    /// `out`, for the io layer to pass to the other workers.
-    pub fn drain_learned(&mut self, out: &mut impl FnMut(usize, Ipv6Addr, [u8; 6])) {
-        for &(port, ip, mac) in &self.learned {
-            out(port, ip, mac);
+    /// The MAC this worker's replica has for `ip` on `port` (usable entries only).
+    pub fn neighbor(&self, port: usize, ip: std::net::Ipv6Addr) -> Option<[u8; 6]> {
+        match self.resolver.peek(port, addr::from_std(&ip)) {
+            Lookup::Mac(m) => Some(m),
+            _ => None,
         }
-        self.learned.clear();
+    }
+
+    /// Packets held awaiting resolution.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Whether ISP `isp` would carry traffic now, as this worker sees it.
+    pub fn isp_usable(&self, isp: usize) -> bool {
+        self.isps.get().0.get(isp).is_some_and(|s| s.usable())
     }
 
     /// This worker's counters.
     pub fn counters(&self) -> &Counters {
         &self.counters
-    }
-}
-
-/// Learns a neighbor from a packet and queues it for the other workers if it is news.
-fn learn_from_wire(
-    neighbors: &mut NeighborCache,
-    learned: &mut Vec<(usize, Ipv6Addr, [u8; 6])>,
-    counters: &mut Counters,
-    port: usize,
-    l: nd::Learning,
-    now: u64,
-) {
-    let (ip, mac) = (l.ip, l.mac);
-    match neighbors.learn(port, ip, mac, l.origin, now) {
-        Learned::New | Learned::Changed => {
-            counters.nd.learned += 1;
-            if learned.len() < MAX_LEARNED {
-                learned.push((port, addr::to_std(ip), mac));
-            } else {
-                counters.nd.learn_queue_full += 1;
-            }
-        }
-        Learned::Unchanged => {}
-        Learned::Refused => counters.nd.learn_refused += 1,
-        Learned::Unsolicited => counters.nd.unsolicited_na_refused += 1,
     }
 }
 
@@ -762,6 +826,13 @@ mod tests {
         0x00, 0x01, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68,
     ];
 
+    fn standalone() -> (crate::control::Control, Pipeline) {
+        let site = two_isp_site();
+        let mut control = crate::control::Control::new(&site);
+        let pl = Pipeline::new(site, control.worker_tables());
+        (control, pl)
+    }
+
     fn one(pl: &mut Pipeline, port: usize, frame: &[u8], now: u64) -> (Next, Vec<u8>) {
         let mut b = [VecBuf::new(frame)];
         let mut next = [Next::Drop];
@@ -771,7 +842,7 @@ mod tests {
 
     #[test]
     fn golden_ns_na() {
-        let mut pl = Pipeline::new(two_isp_site());
+        let (_c, mut pl) = standalone();
         assert_eq!(
             one(&mut pl, 0, &NS_FROM_HOST, 0),
             (Next::Tx(0), NA_TO_HOST.to_vec())
@@ -788,12 +859,22 @@ mod tests {
             ),
             NS_FROM_HOST
         );
-        assert_eq!(pl.neighbor(0, ip("fe80::10")), Some(HOST_MAC));
+        // The NS's source link-layer address goes to the owner, not into the replica.
+        let mut ev = Vec::new();
+        pl.drain_events(&mut |e| ev.push(e));
+        assert_eq!(
+            ev,
+            vec![NeighborEvent::Solicitation {
+                port: 0,
+                src: addr::from_std(&ip("fe80::10")),
+                mac: HOST_MAC
+            }]
+        );
     }
 
     #[test]
     fn golden_echo() {
-        let mut pl = Pipeline::new(two_isp_site());
+        let (_c, mut pl) = standalone();
         assert_eq!(
             one(&mut pl, 0, &ECHO_REQUEST, 0),
             (Next::Tx(0), ECHO_REPLY.to_vec())
@@ -811,42 +892,8 @@ mod tests {
     }
 
     #[test]
-    fn memo_follows_the_cache() {
-        let mut pl = Pipeline::new(two_isp_site());
-        let f = udp_frame(
-            LAN_MAC,
-            HOST_MAC,
-            "2001:db8:1:1::10",
-            "2001:db8:99::1",
-            64,
-            8,
-        );
-        assert_eq!(one(&mut pl, 0, &f, 0).0, Next::Drop);
-        pl.learn_neighbor(1, ip("fe80::1"), ISP1_MAC);
-        let (n, out) = one(&mut pl, 0, &f, 0);
-        assert_eq!(n, Next::Tx(1));
-        assert_eq!(&out[0..6], &ISP1_MAC);
-        // A changed MAC is seen at once.
-        pl.learn_neighbor(1, ip("fe80::1"), [0x02, 9, 9, 9, 9, 9]);
-        assert_eq!(&one(&mut pl, 0, &f, 0).1[0..6], &[0x02, 9, 9, 9, 9, 9]);
-        // Host memo: two hosts alternate.
-        pl.learn_neighbor(0, ip("2001:db8:1:1::10"), [0x02, 1, 1, 1, 1, 1]);
-        pl.learn_neighbor(0, ip("2001:db8:1:1::11"), [0x02, 2, 2, 2, 2, 2]);
-        for (dst, mac) in [
-            ("2001:db8:1:1::10", 1u8),
-            ("2001:db8:1:1::11", 2),
-            ("2001:db8:1:1::10", 1),
-        ] {
-            let f = udp_frame(ISP1_PORT_MAC, ISP1_MAC, "2001:db8:99::1", dst, 64, 8);
-            let (n, out) = one(&mut pl, 1, &f, 0);
-            assert_eq!(n, Next::Tx(0));
-            assert_eq!(&out[0..6], &[0x02, mac, mac, mac, mac, mac]);
-        }
-    }
-
-    #[test]
     fn bursts_longer_than_max_burst_are_chunked() {
-        let mut pl = Pipeline::new(two_isp_site());
+        let (_c, mut pl) = standalone();
         let f = udp_frame(
             LAN_MAC,
             HOST_MAC,

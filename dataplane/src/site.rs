@@ -18,8 +18,11 @@ pub struct PortInfo {
     pub name: String,
     pub mac: [u8; 6],
     /// The router's own global addresses on this link. Its EUI-64 link-local address
-    /// (derived from `mac`) is implied and is also the router's own.
+    /// (derived from `mac`) is implied and is also the router's own, and so is the
+    /// subnet-router anycast address of each address's /64 (RFC 4291 section 2.6.1).
     pub addresses: Vec<Ipv6Addr>,
+    /// The link's MTU in octets (IPv6 packet, without the Ethernet header).
+    pub mtu: u16,
 }
 
 impl PortInfo {
@@ -37,9 +40,6 @@ pub struct Site {
     pub isps: Vec<IspInfo>,
     /// Token-bucket rate (and burst) of the ICMPv6 errors one worker sends.
     pub icmp_errors_per_sec: u32,
-    /// Drop IPv4 and ARP (true), or bridge them unchanged between the LAN port and the
-    /// first usable ISP's port (false; a bump-in-the-wire deployment).
-    pub drop_ipv4: bool,
 }
 
 /// What is wrong with a [`Site`]. The pipeline never panics on a bad site (it drops what a
@@ -153,6 +153,9 @@ impl Masked {
     }
 }
 
+/// The /64 part of an address.
+const SUBNET: u128 = u128::MAX << 64;
+
 /// What a port is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -169,6 +172,8 @@ pub struct PortTable {
     pub link_local: Addr,
     pub addrs: Vec<Addr>,
     pub role: Role,
+    /// IPv6 MTU of the link, octets.
+    pub mtu: u16,
 }
 
 impl PortTable {
@@ -179,7 +184,7 @@ impl PortTable {
     }
 }
 
-/// An ISP, compiled, with the state the control thread changes between bursts.
+/// An ISP, compiled (its changing state is [`crate::isp::IspLive`]).
 #[derive(Clone, Debug)]
 pub struct IspState {
     /// `None` when the configured port does not exist (the ISP is then never usable).
@@ -187,15 +192,6 @@ pub struct IspState {
     pub prefix: Masked,
     pub next_hop: Addr,
     pub static_mac: Option<[u8; 6]>,
-    pub admin_up: bool,
-    pub link_up: bool,
-}
-
-impl IspState {
-    #[inline]
-    pub fn usable(&self) -> bool {
-        self.admin_up && self.link_up && self.port.is_some()
-    }
 }
 
 /// The per-worker compiled site: everything the stages look up, as plain arrays (a site has
@@ -206,8 +202,10 @@ pub struct SiteTables {
     pub isps: Vec<IspState>,
     /// Every global address of the router, on any port.
     pub own_global: Vec<Addr>,
+    /// The subnet-router anycast address of every /64 the router has an address in
+    /// (RFC 4291 section 2.6.1: every router answers it).
+    pub anycast: Vec<Addr>,
     pub lan_port: Option<usize>,
-    pub drop_ipv4: bool,
 }
 
 impl SiteTables {
@@ -228,6 +226,7 @@ impl SiteTables {
                 } else {
                     Role::Unused
                 },
+                mtu: p.mtu,
             })
             .collect();
         let isps = site
@@ -238,21 +237,22 @@ impl SiteTables {
                 prefix: Masked::new(&s.prefix),
                 next_hop: addr::from_std(&s.next_hop),
                 static_mac: s.next_hop_mac,
-                admin_up: s.admin_up,
-                link_up: true,
             })
             .collect();
-        let own_global = site
+        let own_global: Vec<Addr> = site
             .ports
             .iter()
             .flat_map(|p| p.addresses.iter().map(addr::from_std))
             .collect();
+        let mut anycast: Vec<Addr> = own_global.iter().map(|a| a & SUBNET).collect();
+        anycast.sort_unstable();
+        anycast.dedup();
         SiteTables {
             ports,
             isps,
             own_global,
+            anycast,
             lan_port,
-            drop_ipv4: site.drop_ipv4,
         }
     }
 
@@ -279,25 +279,50 @@ impl SiteTables {
     }
 
     /// Whether `a` is the router's own address as seen from `port`: any global address of
-    /// the router, or the link-local address of that port.
+    /// the router, a subnet-router anycast address, or the link-local address of that port.
     #[inline]
     pub fn is_own(&self, port: &PortTable, a: Addr) -> bool {
-        a == port.link_local || self.own_global.contains(&a)
+        a == port.link_local || self.own_global.contains(&a) || self.anycast.contains(&a)
     }
 
-    /// The first ISP that could carry traffic now (for bridged IPv4).
-    pub fn first_usable_isp_port(&self) -> Option<usize> {
-        self.isps.iter().find(|s| s.usable()).and_then(|s| s.port)
+    /// The unicast address to answer from when a packet was sent to `a`: `a` itself, or for
+    /// a subnet-router anycast address the router's address in that /64 (as Linux does by
+    /// default: anycast is not used as a source).
+    pub fn reply_source(&self, a: Addr) -> Addr {
+        if self.anycast.contains(&a) {
+            if let Some(u) = self.own_global.iter().find(|u| *u & SUBNET == a) {
+                return *u;
+            }
+        }
+        a
     }
 
-    /// The router's address to send from on `port` toward `peer`: a global address on that
+    /// The ISP that owns the router's address `a`: the one whose prefix holds it, else the
+    /// one whose uplink port has it (an uplink numbered from the ISP's own space). Packets
+    /// the router sends from `a` to the Internet leave through that ISP, whose ingress
+    /// filter accepts them (seed 000 section 5.1).
+    pub fn owner_of(&self, a: Addr) -> Option<usize> {
+        self.isp_owning(a).or_else(|| {
+            self.isps.iter().position(|s| {
+                s.port
+                    .and_then(|p| self.ports.get(p))
+                    .is_some_and(|p| p.addrs.contains(&a))
+            })
+        })
+    }
+
+    /// The router's address to send from on `port` toward `peer`: for a link-local peer the
+    /// port's link-local address; else a global address on that
     /// port in the same /64 as `peer`, then one in the same ISP prefix as `peer`, then the
     /// port's first global address, then (for ports without global addresses, i.e. an ISP
     /// uplink) a router address inside the prefix of an ISP on that port, then the port's
     /// link-local address.
     pub fn source_for(&self, port: usize, peer: Addr) -> Option<Addr> {
         let p = self.ports.get(port)?;
-        const SUBNET: u128 = u128::MAX << 64;
+        // A link-local peer is answered from the link-local address (same scope, RFC 6724).
+        if addr::is_link_local(peer) {
+            return Some(p.link_local);
+        }
         if let Some(a) = p.addrs.iter().find(|a| (*a ^ peer) & SUBNET == 0) {
             return Some(*a);
         }
@@ -321,7 +346,6 @@ impl SiteTables {
     /// port in the same /64 as the target, else the port's link-local address.
     pub fn ns_source_for(&self, port: usize, target: Addr) -> Option<Addr> {
         let p = self.ports.get(port)?;
-        const SUBNET: u128 = u128::MAX << 64;
         Some(
             p.addrs
                 .iter()

@@ -5,7 +5,10 @@
 //! [`Counters::for_each`] reports all of them, zeros included, so a scraper sees the full
 //! set from the first snapshot.
 
-use crate::nodes::{classify, echo, egress, inbound, local, nd, rewrite, DropCause, PipelineDrop};
+use crate::neighbor::datapath::ResolveCounters;
+use crate::nodes::{
+    adjacency, classify, echo, egress, exthdr, inbound, local, nd, DropCause, PipelineDrop,
+};
 use crate::site::Site;
 
 /// Declares a node's drop reasons: a fieldless enum with its counter names, `ALL` in
@@ -72,6 +75,8 @@ macro_rules! named_counters {
     };
 }
 
+pub(crate) use named_counters;
+
 named_counters! {
     /// Router-originated ICMPv6.
     pub struct IcmpCounters("icmp") {
@@ -81,6 +86,14 @@ named_counters! {
         unreachable_ratelimited,
         time_exceeded_sent,
         time_exceeded_ratelimited,
+        /// Destination unreachable code 3: address resolution of the next hop failed.
+        address_unreachable_sent,
+        /// Destination unreachable code 2: link-local source, global destination.
+        beyond_scope_sent,
+        packet_too_big_sent,
+        param_problem_sent,
+        /// Errors other than code 5 and time exceeded held back by the token bucket.
+        other_ratelimited,
         /// Errors RFC 4443 section 2.4 (e) forbids (the invoking packet is itself an error,
         /// or was sent to a link-layer multicast address).
         error_suppressed,
@@ -93,33 +106,11 @@ named_counters! {
 }
 
 named_counters! {
-    /// Neighbor Discovery.
+    /// Neighbor Discovery messages the worker handled itself.
     pub struct NdCounters("nd") {
         ns_received,
         na_received,
         na_sent,
-        ns_sent,
-        /// Solicitations not sent because one for the same target went out less than 1 s ago.
-        ns_ratelimited,
-        /// Solicitations not sent because the queue for the io layer was full.
-        ns_queue_full,
-        /// New or changed entries learned from the wire.
-        learned,
-        /// Entries not learned: the entry is static, a solicitation met a table filled past
-        /// its share, or the table holds only static entries.
-        learn_refused,
-        /// Advertisements for a target with no entry that the router did not solicit
-        /// (RFC 4861 section 7.2.5: discarded, nothing created).
-        unsolicited_na_refused,
-        /// Entries evicted (least recently used first) to make room in a full table.
-        neighbor_evicted,
-        /// Entries deleted by aging: unused too long, or probed without answer.
-        neighbor_expired,
-        /// Solicitations asked for to confirm a STALE entry in use.
-        stale_probes,
-        /// Learned entries not queued for the other workers (the queue was full; they
-        /// resolve the neighbor themselves).
-        learn_queue_full,
         /// Received NAs for one of the router's own addresses (an address conflict).
         own_address_conflict,
     }
@@ -154,7 +145,8 @@ pub struct DropCounters {
     pub echo: [u64; echo::DropReason::COUNT],
     pub egress: [u64; egress::DropReason::COUNT],
     pub inbound: [u64; inbound::DropReason::COUNT],
-    pub rewrite: [u64; rewrite::DropReason::COUNT],
+    pub adjacency: [u64; adjacency::DropReason::COUNT],
+    pub exthdr: [u64; exthdr::DropReason::COUNT],
     pub pipeline: [u64; PipelineDrop::COUNT],
 }
 
@@ -174,7 +166,8 @@ impl DropCounters {
             DropCause::Echo(r) => self.echo.get_mut(r.index()),
             DropCause::Egress(r) => self.egress.get_mut(r.index()),
             DropCause::Inbound(r) => self.inbound.get_mut(r.index()),
-            DropCause::Rewrite(r) => self.rewrite.get_mut(r.index()),
+            DropCause::Adjacency(r) => self.adjacency.get_mut(r.index()),
+            DropCause::ExtHdr(r) => self.exthdr.get_mut(r.index()),
             DropCause::Pipeline(r) => self.pipeline.get_mut(r.index()),
         };
         if let Some(c) = slot {
@@ -191,7 +184,8 @@ impl DropCounters {
             DropCause::Echo(r) => self.echo.get(r.index()),
             DropCause::Egress(r) => self.egress.get(r.index()),
             DropCause::Inbound(r) => self.inbound.get(r.index()),
-            DropCause::Rewrite(r) => self.rewrite.get(r.index()),
+            DropCause::Adjacency(r) => self.adjacency.get(r.index()),
+            DropCause::ExtHdr(r) => self.exthdr.get(r.index()),
             DropCause::Pipeline(r) => self.pipeline.get(r.index()),
         };
         v.copied().unwrap_or_default()
@@ -206,7 +200,8 @@ impl DropCounters {
             &self.echo[..],
             &self.egress[..],
             &self.inbound[..],
-            &self.rewrite[..],
+            &self.adjacency[..],
+            &self.exthdr[..],
             &self.pipeline[..],
         ]
         .iter()
@@ -221,7 +216,8 @@ impl DropCounters {
         add_arrays(&mut self.echo, &o.echo);
         add_arrays(&mut self.egress, &o.egress);
         add_arrays(&mut self.inbound, &o.inbound);
-        add_arrays(&mut self.rewrite, &o.rewrite);
+        add_arrays(&mut self.adjacency, &o.adjacency);
+        add_arrays(&mut self.exthdr, &o.exthdr);
         add_arrays(&mut self.pipeline, &o.pipeline);
     }
 
@@ -266,9 +262,15 @@ impl DropCounters {
             f,
         );
         each(
-            rewrite::DropReason::ALL,
-            rewrite::DropReason::name,
-            &self.rewrite,
+            adjacency::DropReason::ALL,
+            adjacency::DropReason::name,
+            &self.adjacency,
+            f,
+        );
+        each(
+            exthdr::DropReason::ALL,
+            exthdr::DropReason::name,
+            &self.exthdr,
             f,
         );
         each(PipelineDrop::ALL, PipelineDrop::name, &self.pipeline, f);
@@ -282,8 +284,8 @@ pub struct Counters {
     isp_names: Vec<String>,
     /// Per port: frames received (`rx.<port>.packets` / `.bytes`).
     pub rx: Vec<Flow>,
-    /// Per port: frames the pipeline sent out (`tx.<port>.*`); router-originated
-    /// solicitations from [`crate::Pipeline::drain_generated`] are counted in `nd.ns_sent`.
+    /// Per port: frames the pipeline sent out (`tx.<port>.*`), held packets released
+    /// through [`crate::Pipeline::drain_generated`] included.
     pub tx: Vec<Flow>,
     /// Per ISP: packets from it that passed the inbound filter, on their way to the LAN
     /// (`isp.<name>.rx_*`).
@@ -296,6 +298,7 @@ pub struct Counters {
     pub drop: DropCounters,
     pub icmp: IcmpCounters,
     pub nd: NdCounters,
+    pub resolve: ResolveCounters,
     /// Packets the router consumed without answering (Neighbor Advertisements).
     pub local_consumed: u64,
 }
@@ -349,6 +352,7 @@ impl Counters {
         self.drop.merge(&other.drop);
         self.icmp.merge(&other.icmp);
         self.nd.merge(&other.nd);
+        self.resolve.merge(&other.resolve);
         self.local_consumed += other.local_consumed;
     }
 
@@ -378,6 +382,7 @@ impl Counters {
         self.drop.for_each(&mut f);
         self.icmp.for_each(&mut f);
         self.nd.for_each(&mut f);
+        self.resolve.for_each(&mut f);
         f("local.consumed", self.local_consumed);
     }
 
@@ -434,11 +439,9 @@ mod tests {
             "icmp.unreachable_ratelimited",
             "icmp.echo_replied",
             "nd.na_sent",
-            "nd.ns_sent",
-            "nd.unsolicited_na_refused",
-            "nd.neighbor_evicted",
-            "nd.neighbor_expired",
-            "nd.stale_probes",
+            "resolve.held",
+            "resolve.needed_reported",
+            "drop.option_unrecognized",
             "icmp.error_no_source",
             "drop.internal_error",
             "drop.multi_segment",

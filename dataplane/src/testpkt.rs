@@ -42,16 +42,19 @@ pub fn two_isp_site() -> Site {
                 name: "lan".into(),
                 mac: LAN_MAC,
                 addresses: vec![ip("2001:db8:1:1::1"), ip("2001:db8:2:1::1")],
+                mtu: 1500,
             },
             PortInfo {
                 name: "isp1".into(),
                 mac: ISP1_PORT_MAC,
                 addresses: vec![ip("2001:db8:ff01::2")],
+                mtu: 1500,
             },
             PortInfo {
                 name: "isp2".into(),
                 mac: ISP2_PORT_MAC,
                 addresses: vec![],
+                mtu: 1500,
             },
         ],
         lan_port: 0,
@@ -74,7 +77,6 @@ pub fn two_isp_site() -> Site {
             },
         ],
         icmp_errors_per_sec: 10,
-        drop_ipv4: true,
     }
 }
 

@@ -119,6 +119,8 @@ struct RawPort {
     rx_desc: Option<u16>,
     #[serde(default)]
     tx_desc: Option<u16>,
+    #[serde(default)]
+    mtu: Option<u16>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -206,6 +208,9 @@ pub struct PortConfig {
     pub addresses: Vec<Ipv6Addr>,
     pub rx_desc: u16,
     pub tx_desc: u16,
+    /// The link's IPv6 MTU in octets (the largest IPv6 packet, without the Ethernet
+    /// header): [`DEFAULT_MTU`] unless configured, [`MIN_MTU`] to [`MAX_MTU`].
+    pub mtu: u16,
 }
 
 /// One upstream provider. The dataplane uses this type as it is (`dataplane::IspInfo`).
@@ -264,7 +269,6 @@ pub struct DataplaneConfig {
     pub polling: PollingMode,
     pub neighbors: Vec<StaticNeighbor>,
     pub icmp_errors_per_sec: u32,
-    pub drop_ipv4: bool,
 }
 
 pub const DEFAULT_MEMPOOL_MBUFS: u32 = 8191;
@@ -273,6 +277,13 @@ pub const DEFAULT_RX_DESC: u16 = 1024;
 pub const DEFAULT_TX_DESC: u16 = 1024;
 pub const DEFAULT_MAX_IDLE_SLEEP_US: u64 = 200;
 pub const DEFAULT_ICMP_ERRORS_PER_SEC: u32 = 100;
+/// Ethernet's MTU.
+pub const DEFAULT_MTU: u16 = 1500;
+/// IPv6's minimum link MTU (RFC 8200 section 5).
+pub const MIN_MTU: u16 = 1280;
+/// The largest MTU a port may have (jumbo frames; the dataplane sizes its mbufs for the
+/// largest configured MTU so that every frame fits one segment).
+pub const MAX_MTU: u16 = 9000;
 
 impl DataplaneConfig {
     /// Reads and checks a configuration file.
@@ -370,12 +381,20 @@ impl DataplaneConfig {
                     parse_unicast(a).map_err(|m| err(field(&format!("addresses[{j}]")), m))?;
                 addresses.push(addr);
             }
+            let mtu = p.mtu.unwrap_or(DEFAULT_MTU);
+            if !(MIN_MTU..=MAX_MTU).contains(&mtu) {
+                return Err(err(
+                    field("mtu"),
+                    format!("expected an MTU from {MIN_MTU} to {MAX_MTU} octets, found {mtu}"),
+                ));
+            }
             ports.push(PortConfig {
                 name: p.name.clone(),
                 device,
                 addresses,
                 rx_desc: p.rx_desc.unwrap_or(DEFAULT_RX_DESC),
                 tx_desc: p.tx_desc.unwrap_or(DEFAULT_TX_DESC),
+                mtu,
             });
         }
         let lookup_port = |field: String, name: &str| -> Result<usize, ConfigError> {
@@ -609,15 +628,15 @@ impl DataplaneConfig {
             }
         };
 
-        let drop_ipv4 = match raw.ipv4.as_deref() {
-            None | Some("drop") => true,
+        match raw.ipv4.as_deref() {
+            None | Some("drop") => {}
             Some(other) => {
                 return Err(err(
                     "ipv4".into(),
                     format!("expected drop (an IPv6-only router), found {other:?}"),
                 ))
             }
-        };
+        }
 
         Ok(DataplaneConfig {
             eal_args: raw.eal.args,
@@ -632,7 +651,6 @@ impl DataplaneConfig {
             icmp_errors_per_sec: raw
                 .icmp_errors_per_sec
                 .unwrap_or(DEFAULT_ICMP_ERRORS_PER_SEC),
-            drop_ipv4,
         })
     }
 }

@@ -1,6 +1,5 @@
 //! One polling worker per lcore: RX burst -> pipeline -> TX burst, with idle back-off.
 
-use std::net::Ipv6Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,6 +8,7 @@ use crossbeam_channel::{Receiver, Sender};
 use dpdk_bindings::{free_bulk, Mbuf, Mempool, RxQueue, TxQueue};
 use proto::config::PollingMode;
 
+use crate::neighbor::NeighborEvent;
 use crate::pipeline::{Next, Pipeline};
 
 /// Packets per RX burst; also the pipeline's batch size.
@@ -17,28 +17,13 @@ pub const BURST_SIZE: usize = 32;
 /// Idle rounds spent spinning before the worker starts to sleep.
 const SPIN_ROUNDS: u32 = 32;
 
-/// Updates the control thread pushes to workers, applied between bursts.
-#[derive(Debug, Clone, Copy)]
+/// What the control thread asks of a worker (table changes travel through
+/// [`crate::tables`], not here).
+#[derive(Debug, Clone)]
 pub enum ControlMsg {
-    IspLink {
-        isp: usize,
-        up: bool,
-    },
-    IspAdmin {
-        isp: usize,
-        up: bool,
-    },
-    Neighbor {
-        port: usize,
-        ip: Ipv6Addr,
-        mac: [u8; 6],
-    },
-    /// Another worker solicited this target: accept its Neighbor Advertisement here too
-    /// (with RSS the answer may arrive on any worker).
-    Solicited {
-        port: usize,
-        ip: Ipv6Addr,
-    },
+    /// Send this frame on port `port` (a Neighbor Solicitation of the neighbor owner: the
+    /// control thread has no TX queue of its own).
+    Transmit { port: usize, frame: Vec<u8> },
 }
 
 /// What a worker owns: its RX queues, a TX queue on every port (indexed by port), and
@@ -50,9 +35,12 @@ pub struct WorkerPlan {
     pub pool: Arc<Mempool>,
     pub polling: PollingMode,
     pub control: Receiver<ControlMsg>,
-    /// Neighbors this worker learned, for the control thread to give to the others
-    /// (bounded: a full channel loses the update, counted, rather than block or allocate).
-    pub learned: Sender<ControlMsg>,
+    /// Neighbor events for the control thread (bounded: a full channel loses the event,
+    /// counted, rather than block or allocate; the next packet asks again).
+    pub events: Sender<NeighborEvent>,
+    /// The clock every worker and the control thread share (neighbor timers compare
+    /// times from different threads).
+    pub epoch: Instant,
 }
 
 /// Counters of the I/O layer itself, per port index.
@@ -62,8 +50,8 @@ pub struct IoCounters {
     pub tx_full_drops: Vec<u64>,
     /// Router-originated frames lost because the mempool was empty.
     pub alloc_failures: u64,
-    /// Neighbor relays (learned entries, solicited targets) lost to a full control channel.
-    pub learned_dropped: u64,
+    /// Neighbor events lost to a full channel to the control thread.
+    pub events_dropped: u64,
     pub idle_sleeps: u64,
 }
 
@@ -76,7 +64,7 @@ impl IoCounters {
             *a += b;
         }
         self.alloc_failures += other.alloc_failures;
-        self.learned_dropped += other.learned_dropped;
+        self.events_dropped += other.events_dropped;
         self.idle_sleeps += other.idle_sleeps;
     }
 }
@@ -102,18 +90,20 @@ pub fn run_worker(
     let mut tx_bursts: Vec<Vec<Mbuf>> = (0..ports).map(|_| Vec::with_capacity(tx_room)).collect();
     // Dropped mbufs are freed together, one DPDK call per loop instead of one per packet.
     let mut dropped: Vec<Mbuf> = Vec::with_capacity(tx_room * ports.max(1));
-    let epoch = Instant::now();
+    let epoch = plan.epoch;
     let mut idle_rounds: u32 = 0;
 
     while !stop.load(Ordering::Relaxed) {
+        let pool = &plan.pool;
         for msg in plan.control.try_iter() {
             match msg {
-                ControlMsg::IspLink { isp, up } => pipeline.set_isp_link(isp, up),
-                ControlMsg::IspAdmin { isp, up } => pipeline.set_isp_admin(isp, up),
-                ControlMsg::Neighbor { port, ip, mac } => pipeline.learn_neighbor(port, ip, mac),
-                ControlMsg::Solicited { port, ip } => pipeline.expect_neighbor(port, ip),
+                ControlMsg::Transmit { port, frame } => {
+                    enqueue(pool, &mut tx_bursts, port, &frame, &mut io)
+                }
             }
         }
+        let now_ns = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        pipeline.service(now_ns);
 
         let mut received = 0;
         for (port, rxq) in plan.rx.iter_mut() {
@@ -132,42 +122,19 @@ pub fn run_worker(
             for (mbuf, verdict) in rx_burst.drain(..).zip(next.iter()) {
                 match *verdict {
                     Next::Tx(out) if out < ports => tx_bursts[out].push(mbuf),
+                    // Dropped, or held (the pipeline kept a copy).
                     _ => dropped.push(mbuf),
                 }
             }
         }
 
-        let learned = &plan.learned;
-        pipeline.drain_solicited(&mut |port, ip| {
-            if learned
-                .try_send(ControlMsg::Solicited { port, ip })
-                .is_err()
-            {
-                io.learned_dropped += 1;
-            }
-        });
-        let pool = &plan.pool;
         pipeline.drain_generated(&mut |port, frame: &[u8]| {
-            if port >= ports {
-                return;
-            }
-            match pool.alloc() {
-                Some(mut m) => match m.append(frame.len()) {
-                    Some(room) => {
-                        room.copy_from_slice(frame);
-                        tx_bursts[port].push(m);
-                    }
-                    None => io.alloc_failures += 1,
-                },
-                None => io.alloc_failures += 1,
-            }
+            enqueue(pool, &mut tx_bursts, port, frame, &mut io)
         });
-        pipeline.drain_learned(&mut |port, ip, mac| {
-            if learned
-                .try_send(ControlMsg::Neighbor { port, ip, mac })
-                .is_err()
-            {
-                io.learned_dropped += 1;
+        let events = &plan.events;
+        pipeline.drain_events(&mut |ev| {
+            if events.try_send(ev).is_err() {
+                io.events_dropped += 1;
             }
         });
 
@@ -197,6 +164,29 @@ pub fn run_worker(
     // Give this lcore's cached mbufs back to the pool before the thread leaves EAL.
     plan.pool.flush_local_cache();
     (pipeline, io)
+}
+
+/// Copies `frame` into a fresh mbuf queued for `port`.
+fn enqueue(
+    pool: &Mempool,
+    bursts: &mut [Vec<Mbuf>],
+    port: usize,
+    frame: &[u8],
+    io: &mut IoCounters,
+) {
+    let Some(burst) = bursts.get_mut(port) else {
+        return;
+    };
+    match pool.alloc() {
+        Some(mut m) => match m.append(frame.len()) {
+            Some(room) => {
+                room.copy_from_slice(frame);
+                burst.push(m);
+            }
+            None => io.alloc_failures += 1,
+        },
+        None => io.alloc_failures += 1,
+    }
 }
 
 /// Spin a little, then sleep with a doubling interval up to the configured ceiling, so

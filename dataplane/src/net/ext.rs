@@ -1,9 +1,11 @@
 //! The IPv6 extension header chain (RFC 8200 section 4), walked with a hard bound.
 //!
-//! Routers need the upper-layer protocol to classify (M6 protocol numbers, ICMPv6 for the
-//! router) but must not let a long chain cost unbounded work (RFC 7112, RFC 8504 section
-//! 5.3): the walk stops with [`ChainError::TooLong`] past [`MAX_EXT_HEADERS`] headers or
-//! [`MAX_EXT_BYTES`] bytes.
+//! Two walks. For a packet addressed to the router, [`walk`] finds the upper layer but must
+//! not let a long chain cost unbounded work (RFC 7112, RFC 8504 section 5.3): it stops with
+//! [`ChainError::TooMany`] past [`MAX_EXT_HEADERS`] headers or [`ChainError::TooLong`] past
+//! [`MAX_EXT_BYTES`] bytes, and the router answers per RFC 8883. A transit packet is read
+//! only as deep as classification needs ([`walk_transit`]): RFC 8200 section 4 and RFC 7045
+//! forbid dropping it for headers the router does not have to read.
 
 use super::ipv6::{proto, HEADER_LEN};
 
@@ -26,14 +28,21 @@ pub struct Chain {
     pub fragment: bool,
 }
 
+/// Why a walk stopped. Offsets are from the start of the IPv6 header, as ICMPv6 Parameter
+/// Problem pointers are (RFC 4443 section 3.4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChainError {
-    /// More than [`MAX_EXT_HEADERS`] headers or [`MAX_EXT_BYTES`] bytes.
-    TooLong,
+    /// More than [`MAX_EXT_HEADERS`] headers; `at` is the first one too many (RFC 8883
+    /// section 3.1, "too many extension headers").
+    TooMany { at: usize },
+    /// More than [`MAX_EXT_BYTES`] bytes of headers; `at` is the header that crosses the
+    /// limit (RFC 8883, "extension header chain too long").
+    TooLong { at: usize },
     /// A header runs past the end of the packet.
     Truncated,
-    /// A hop-by-hop options header somewhere other than first (RFC 8200 section 4.1).
-    HopByHopNotFirst,
+    /// A hop-by-hop options header somewhere other than first (RFC 8200 section 4.1);
+    /// `pointer` is the Next Header field that names it.
+    HopByHopNotFirst { pointer: usize },
 }
 
 /// Whether `nh` is an extension header this walk steps over.
@@ -57,15 +66,17 @@ pub fn is_extension(nh: u8) -> bool {
 pub fn walk(packet: &[u8], first: u8) -> Result<Chain, ChainError> {
     let mut nh = first;
     let mut off = HEADER_LEN;
+    // The Next Header field that named the current header.
+    let mut nh_field = 6;
     let mut headers = 0usize;
     let mut fragment = false;
     while is_extension(nh) {
         if nh == proto::HOP_BY_HOP && headers > 0 {
-            return Err(ChainError::HopByHopNotFirst);
+            return Err(ChainError::HopByHopNotFirst { pointer: nh_field });
         }
         headers += 1;
         if headers > MAX_EXT_HEADERS {
-            return Err(ChainError::TooLong);
+            return Err(ChainError::TooMany { at: off });
         }
         let (next, len_byte) = match packet.get(off..off + 2) {
             Some(&[a, b]) => (a, b),
@@ -80,7 +91,7 @@ pub fn walk(packet: &[u8], first: u8) -> Result<Chain, ChainError> {
             return Err(ChainError::Truncated);
         }
         if off + len - HEADER_LEN > MAX_EXT_BYTES {
-            return Err(ChainError::TooLong);
+            return Err(ChainError::TooLong { at: off });
         }
         if nh == proto::FRAGMENT {
             fragment = true;
@@ -100,6 +111,7 @@ pub fn walk(packet: &[u8], first: u8) -> Result<Chain, ChainError> {
             }
         }
         nh = next;
+        nh_field = off;
         off += len;
     }
     Ok(Chain {
@@ -107,6 +119,36 @@ pub fn walk(packet: &[u8], first: u8) -> Result<Chain, ChainError> {
         offset: off,
         headers,
         fragment,
+    })
+}
+
+/// How far a transit router reads (RFC 8200 section 4, RFC 7045): the fixed header and a
+/// Hop-by-Hop Options header if there is one, so that the value after it (where an M6
+/// protocol number or ICMPv6 type sits, seed 001 section 3) can be classified. Headers after
+/// it are never walked, so no number of them makes a transit packet drop. The result's
+/// `proto` may be an extension header; `fragment` is always false.
+pub fn walk_transit(packet: &[u8], first: u8) -> Result<Chain, ChainError> {
+    if first != proto::HOP_BY_HOP {
+        return Ok(Chain {
+            proto: first,
+            offset: HEADER_LEN,
+            headers: 0,
+            fragment: false,
+        });
+    }
+    let (next, len_byte) = match packet.get(HEADER_LEN..HEADER_LEN + 2) {
+        Some(&[a, b]) => (a, b),
+        _ => return Err(ChainError::Truncated),
+    };
+    let end = HEADER_LEN + (usize::from(len_byte) + 1) * 8;
+    if end > packet.len() {
+        return Err(ChainError::Truncated);
+    }
+    Ok(Chain {
+        proto: next,
+        offset: end,
+        headers: 1,
+        fragment: false,
     })
 }
 
@@ -188,13 +230,27 @@ mod tests {
         assert_eq!(walk(&p, first).unwrap().headers, MAX_EXT_HEADERS);
         let chain: Vec<(u8, Vec<u8>)> = (0..=MAX_EXT_HEADERS).map(|_| (60, opts(1))).collect();
         let (p, first) = packet(&chain, proto::UDP);
-        assert_eq!(walk(&p, first), Err(ChainError::TooLong));
+        assert_eq!(
+            walk(&p, first),
+            Err(ChainError::TooMany {
+                at: 40 + 8 * MAX_EXT_HEADERS
+            })
+        );
         let chain: Vec<(u8, Vec<u8>)> = (0..20).map(|_| (60, opts(1))).collect();
         let (p, first) = packet(&chain, proto::UDP);
-        assert_eq!(walk(&p, first), Err(ChainError::TooLong));
+        assert!(matches!(walk(&p, first), Err(ChainError::TooMany { .. })));
         // Two headers of 136 bytes: within the count, over the byte budget.
         let (p, first) = packet(&[(60, opts(17)), (60, opts(17))], proto::UDP);
-        assert_eq!(walk(&p, first), Err(ChainError::TooLong));
+        assert_eq!(walk(&p, first), Err(ChainError::TooLong { at: 40 + 136 }));
+        // A transit walk reads only the hop-by-hop header, whatever follows.
+        let chain: Vec<(u8, Vec<u8>)> = std::iter::once((0, opts(1)))
+            .chain((0..128).map(|_| (60, opts(1))))
+            .collect();
+        let (p, first) = packet(&chain, proto::UDP);
+        let c = walk_transit(&p, first).unwrap();
+        assert_eq!((c.proto, c.offset), (60, 48));
+        assert_eq!(walk_transit(&p[..45], first), Err(ChainError::Truncated));
+        assert_eq!(walk_transit(&p, 17).unwrap().offset, 40);
     }
 
     #[test]
@@ -204,6 +260,10 @@ mod tests {
             assert_eq!(walk(&p[..n], first), Err(ChainError::Truncated), "{n}");
         }
         let (p, first) = packet(&[(60, opts(1)), (0, opts(1))], proto::UDP);
-        assert_eq!(walk(&p, first), Err(ChainError::HopByHopNotFirst));
+        // The dest opts header's Next Header field (offset 40) names the second one.
+        assert_eq!(
+            walk(&p, first),
+            Err(ChainError::HopByHopNotFirst { pointer: 40 })
+        );
     }
 }

@@ -52,6 +52,9 @@ reasons! {
         Truncated = "truncated",
         /// Stacked VLAN tags (QinQ).
         VlanUnsupported = "vlan_unsupported",
+        /// An 802.1Q-tagged frame: the router has no VLAN sub-interfaces, so a tagged frame
+        /// belongs to no configured link (docs/architecture.md, "VLANs").
+        VlanTagged = "vlan_tagged",
         Ipv4 = "ipv4",
         Arp = "arp",
         OtherEthertype = "other_ethertype",
@@ -60,16 +63,18 @@ reasons! {
         BadIpVersion = "bad_ip_version",
         /// The payload length runs past the end of the frame.
         PayloadLengthMismatch = "payload_length_mismatch",
-        /// Over [`ext::MAX_EXT_HEADERS`] extension headers or [`ext::MAX_EXT_BYTES`] bytes.
-        ExtChainTooLong = "ext_chain_too_long",
+        /// An extension header the router reads (Hop-by-Hop for transit, the chain for
+        /// itself) runs past the end of the packet.
         ExtHeaderTruncated = "ext_header_truncated",
-        HopByHopNotFirst = "hbh_not_first",
         MulticastSource = "multicast_source",
         /// Multicast other than Neighbor Discovery.
         MulticastNotHandled = "multicast_not_handled",
-        /// To be forwarded, but the source cannot leave the link (unspecified, loopback,
-        /// link-local).
+        /// To be forwarded, but the source is unspecified or loopback.
         BadSource = "bad_source",
+        /// To be forwarded, but the source is link-local and the destination is not: answered
+        /// with destination unreachable code 2, "beyond scope of source address" (RFC 4443
+        /// section 3.1).
+        SourceBeyondScope = "source_beyond_scope",
         /// To be forwarded, but the destination is link-local, loopback or unspecified and
         /// not the router.
         BadDestination = "bad_destination",
@@ -101,8 +106,11 @@ pub struct Parsed {
     pub l4_proto: u8,
     /// The ICMPv6 type, when the upper layer is ICMPv6 and its first byte is present.
     pub icmp_type: Option<u8>,
-    /// The packet carries a fragment header.
+    /// The packet carries a fragment header (walked for packets to the router only).
     pub fragment: bool,
+    /// For a packet to the router: why the walk of its extension headers stopped early (the
+    /// `exthdr` stage answers it); `None` when it reached the upper layer.
+    pub chain_error: Option<ChainError>,
     pub hop_limit: u8,
     pub src: Addr,
     pub dst: Addr,
@@ -147,17 +155,7 @@ pub enum Disposition {
     Outbound,
     /// From an ISP, to be forwarded to the LAN: the `inbound` stage.
     Inbound,
-    /// IPv4/ARP passed through unchanged to this port (`drop_ipv4 == false`).
-    Bridge(usize),
     Drop(DropReason),
-}
-
-fn chain_reason(e: ChainError) -> DropReason {
-    match e {
-        ChainError::TooLong => DropReason::ExtChainTooLong,
-        ChainError::Truncated => DropReason::ExtHeaderTruncated,
-        ChainError::HopByHopNotFirst => DropReason::HopByHopNotFirst,
-    }
 }
 
 /// Classifies one frame received on `rx_port`, trimming Ethernet padding. Returns the class
@@ -217,32 +215,17 @@ fn inspect(
     };
     match l2.ethertype {
         ethertype::IPV6 => {}
-        ethertype::IPV4 | ethertype::ARP => {
-            let (class, reason) = if l2.ethertype == ethertype::IPV4 {
-                (Class::Ipv4, DropReason::Ipv4)
-            } else {
-                (Class::Arp, DropReason::Arp)
-            };
-            if t.drop_ipv4 {
-                return (Some(class), Drop(reason));
-            }
-            // Bump in the wire: LAN <-> first usable uplink, frames untouched.
-            let to = if port.role == Role::Lan {
-                t.first_usable_isp_port()
-            } else {
-                t.lan_port
-            };
-            return match to {
-                Some(to) => (Some(class), Disposition::Bridge(to)),
-                None => (Some(class), Drop(reason)),
-            };
-        }
+        ethertype::IPV4 => return (Some(Class::Ipv4), Drop(DropReason::Ipv4)),
+        ethertype::ARP => return (Some(Class::Arp), Drop(DropReason::Arp)),
         _ => {
             return (
                 Some(Class::OtherEthertype),
                 Drop(DropReason::OtherEthertype),
             )
         }
+    }
+    if l2.vlan_tci.is_some() {
+        return (None, Drop(DropReason::VlanTagged));
     }
 
     let frame = match ethernet::Frame::new_checked(data) {
@@ -277,18 +260,39 @@ fn inspect(
             Drop(DropReason::PayloadLengthMismatch),
         );
     };
-    let chain = match ext::walk(packet, h.next_header()) {
-        Ok(c) => c,
-        Err(e) => return (Some(Class::Malformed), Drop(chain_reason(e))),
-    };
+    p.src = addr::from_bytes(h.src_addr());
+    p.dst = addr::from_bytes(h.dst_addr());
+    p.hop_limit = h.hop_limit();
     p.ip_len = ip_len as u32;
+    // How deep to read: the whole chain (bounded) for the router's own packets, the
+    // Hop-by-Hop header only for transit ones (RFC 7045).
+    let for_router = addr::is_multicast(p.dst) || t.is_own(port, p.dst);
+    let chain = if for_router {
+        match ext::walk(packet, h.next_header()) {
+            Ok(c) => c,
+            Err(ChainError::Truncated) => {
+                return (Some(Class::Malformed), Drop(DropReason::ExtHeaderTruncated))
+            }
+            Err(e) => {
+                p.chain_error = Some(e);
+                ext::Chain {
+                    proto: h.next_header(),
+                    offset: ipv6::HEADER_LEN,
+                    headers: 0,
+                    fragment: false,
+                }
+            }
+        }
+    } else {
+        match ext::walk_transit(packet, h.next_header()) {
+            Ok(c) => c,
+            Err(_) => return (Some(Class::Malformed), Drop(DropReason::ExtHeaderTruncated)),
+        }
+    };
     p.l4_off = (l3 + chain.offset) as u32;
     p.l4_proto = chain.proto;
     p.fragment = chain.fragment;
-    p.hop_limit = h.hop_limit();
-    p.src = addr::from_bytes(h.src_addr());
-    p.dst = addr::from_bytes(h.dst_addr());
-    if chain.proto == proto::ICMPV6 {
+    if chain.proto == proto::ICMPV6 && p.chain_error.is_none() {
         p.icmp_type = packet.get(chain.offset).copied();
     }
 
@@ -306,7 +310,7 @@ fn inspect(
     if addr::is_multicast(p.dst) {
         // The only multicast the router answers: ND (to a solicited-node group for an NS,
         // all-nodes for an unsolicited NA). The `nd` stage checks the rest.
-        if p.is_nd() {
+        if p.is_nd() && p.chain_error.is_none() {
             return (Some(Class::Nd), Disposition::Local);
         }
         return (Some(class), Drop(DropReason::MulticastNotHandled));
@@ -324,7 +328,7 @@ fn inspect(
     if spoofed {
         return (Some(class), Drop(DropReason::SpoofedSiteSource));
     }
-    if addr::is_unspecified(p.src) || addr::is_loopback(p.src) || addr::is_link_local(p.src) {
+    if addr::is_unspecified(p.src) || addr::is_loopback(p.src) {
         return (Some(class), Drop(DropReason::BadSource));
     }
     if addr::is_unspecified(p.dst) || addr::is_loopback(p.dst) || addr::is_link_local(p.dst) {
@@ -332,6 +336,9 @@ fn inspect(
     }
     if p.l2_multicast {
         return (Some(class), Drop(DropReason::LinkMulticastNotForwarded));
+    }
+    if addr::is_link_local(p.src) {
+        return (Some(class), Drop(DropReason::SourceBeyondScope));
     }
     match port.role {
         Role::Lan => (Some(class), Disposition::Outbound),
@@ -391,7 +398,7 @@ mod tests {
     }
 
     #[test]
-    fn vlan_tag_is_accepted() {
+    fn vlan_tagged_frames_are_dropped() {
         let f = tagged(
             &udp_frame(
                 LAN_MAC,
@@ -403,9 +410,10 @@ mod tests {
             ),
             42,
         );
-        let (c, d, p, _) = run(&f, 0);
-        assert_eq!((c, d), (Some(Class::Ipv6), Disposition::Outbound));
-        assert_eq!((p.l2_len, p.vlan_tci, p.l4_off), (18, Some(42), 58));
+        // No VLAN sub-interfaces: a tag names no configured link, so no half state
+        // (forwarded untagged, answered tagged) is possible.
+        assert_eq!(run(&f, 0).1, Disposition::Drop(DropReason::VlanTagged));
+        assert_eq!(run(&f, 1).1, Disposition::Drop(DropReason::VlanTagged));
     }
 
     #[test]
@@ -537,8 +545,9 @@ mod tests {
             ),
             (
                 udp_frame(LAN_MAC, HOST_MAC, "fe80::10", "2001:db8:99::1", 64, 0),
-                DropReason::BadSource,
+                DropReason::SourceBeyondScope,
             ),
+            (tagged(&good, 42), DropReason::VlanTagged),
             (
                 udp_frame(LAN_MAC, HOST_MAC, "::", "2001:db8:99::1", 64, 0),
                 DropReason::BadSource,
@@ -551,7 +560,6 @@ mod tests {
                 udp_frame(LAN_MAC, HOST_MAC, "2001:db8:1:1::10", "::1", 64, 0),
                 DropReason::BadDestination,
             ),
-            (ext_chain_frame(20), DropReason::ExtChainTooLong),
         ];
         for (i, (f, want)) in cases.iter().enumerate() {
             assert_eq!(run(f, 0).1, Disposition::Drop(*want), "case {i}");
@@ -601,46 +609,15 @@ mod tests {
         // Double tag.
         let f = tagged(&tagged(&good, 1), 2);
         assert_eq!(run(&f, 0).1, Disposition::Drop(DropReason::VlanUnsupported));
-        // Hop-by-hop after destination options.
+        // A transit packet is not walked past Hop-by-Hop (RFC 7045): a misplaced or
+        // broken header after it, or 128 of them, are not the router's business.
         let mut f = ext_chain_frame(2);
         f[54] = 0; // the first (dest opts) header's next header -> hop-by-hop
-        assert_eq!(
-            run(&f, 0).1,
-            Disposition::Drop(DropReason::HopByHopNotFirst)
-        );
-        // An extension header whose length runs past the payload.
+        assert_eq!(run(&f, 0).1, Disposition::Outbound);
+        assert_eq!(run(&ext_chain_frame(128), 0).1, Disposition::Outbound);
         let mut f = ext_chain_frame(1);
         f[55] = 9;
-        assert_eq!(
-            run(&f, 0).1,
-            Disposition::Drop(DropReason::ExtHeaderTruncated)
-        );
-    }
-
-    #[test]
-    fn ipv4_bridged_when_allowed() {
-        let mut site = two_isp_site();
-        site.drop_ipv4 = false;
-        let t = SiteTables::new(&site);
-        let f = with(
-            &with(
-                &udp_frame(
-                    LAN_MAC,
-                    HOST_MAC,
-                    "2001:db8:1:1::10",
-                    "2001:db8:99::1",
-                    64,
-                    0,
-                ),
-                12,
-                0x08,
-            ),
-            13,
-            0x00,
-        );
-        let mut b = VecBuf::new(&f);
-        assert_eq!(classify(&mut b, &t, 0).1, Disposition::Bridge(1));
-        assert_eq!(classify(&mut b, &t, 2).1, Disposition::Bridge(0));
+        assert_eq!(run(&f, 0).1, Disposition::Outbound);
     }
 
     #[test]

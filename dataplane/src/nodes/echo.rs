@@ -2,7 +2,7 @@
 
 use super::classify::Parsed;
 use crate::buf::PacketBuf;
-use crate::net::addr::{self};
+use crate::net::addr::{self, Addr};
 use crate::net::ethernet::{self, ethertype};
 use crate::net::icmpv6::{self, msg_type};
 use crate::net::ipv6::{self, proto};
@@ -21,9 +21,17 @@ reasons! {
     }
 }
 
-/// Turns the echo request in `buf` into the reply, to go back out the port it came in on
-/// (`port_mac` is that port's MAC). Extension headers of the request are not copied.
-pub fn reply<B: PacketBuf>(buf: &mut B, p: &Parsed, port_mac: [u8; 6]) -> Result<(), DropReason> {
+/// Turns the echo request in `buf` into the reply from `reply_src` (the address the
+/// request was sent to, or for a subnet-router anycast address the router's unicast
+/// address in that subnet), addressed at the link layer to the request's sender from
+/// `port_mac` (the port it came in on; the pipeline may route it elsewhere). Extension
+/// headers of the request are not copied.
+pub fn reply<B: PacketBuf>(
+    buf: &mut B,
+    p: &Parsed,
+    port_mac: [u8; 6],
+    reply_src: Addr,
+) -> Result<(), DropReason> {
     if addr::is_unspecified(p.src) {
         return Err(DropReason::BadSource);
     }
@@ -36,6 +44,7 @@ pub fn reply<B: PacketBuf>(buf: &mut B, p: &Parsed, port_mac: [u8; 6]) -> Result
     }
     let src = addr::to_bytes(p.src);
     let dst = addr::to_bytes(p.dst);
+    let from = addr::to_bytes(reply_src);
     let data = buf.data_mut();
     let Some(msg) = data.get(l4..end) else {
         return Err(DropReason::Truncated);
@@ -55,13 +64,13 @@ pub fn reply<B: PacketBuf>(buf: &mut B, p: &Parsed, port_mac: [u8; 6]) -> Result
             h.set_payload_len(u16::try_from(icmp_len).unwrap_or(u16::MAX));
             h.set_next_header(proto::ICMPV6);
             h.set_hop_limit(REPLY_HOP_LIMIT);
-            h.set_src_addr(dst);
+            h.set_src_addr(from);
             h.set_dst_addr(src);
         }
         if let Some(msg) = ip.get_mut(ipv6::HEADER_LEN..) {
             if let Ok(mut m) = icmpv6::Message::new_checked(msg) {
                 m.set_msg_type(msg_type::ECHO_REPLY);
-                m.fill_checksum(&dst, &src);
+                m.fill_checksum(&from, &src);
             }
         }
     }
@@ -95,7 +104,7 @@ mod tests {
             b"ping",
         );
         let (mut b, p) = parse(&req);
-        reply(&mut b, &p, LAN_MAC).unwrap();
+        reply(&mut b, &p, LAN_MAC, p.dst).unwrap();
         let want = icmp_frame(
             HOST_MAC,
             LAN_MAC,
@@ -130,7 +139,7 @@ mod tests {
             &payload,
         );
         let (mut b, p) = parse(&req);
-        reply(&mut b, &p, LAN_MAC).unwrap();
+        reply(&mut b, &p, LAN_MAC, p.dst).unwrap();
         let want = icmp_frame(
             HOST_MAC,
             LAN_MAC,
@@ -154,7 +163,10 @@ mod tests {
             b"ping",
         );
         let (mut b, p) = parse(&with(&req, req.len() - 1, b'x'));
-        assert_eq!(reply(&mut b, &p, LAN_MAC), Err(DropReason::BadChecksum));
+        assert_eq!(
+            reply(&mut b, &p, LAN_MAC, p.dst),
+            Err(DropReason::BadChecksum)
+        );
         let short = icmp_frame(
             LAN_MAC,
             HOST_MAC,
@@ -166,6 +178,9 @@ mod tests {
             &[0, 0],
         );
         let (mut b, p) = parse(&short);
-        assert_eq!(reply(&mut b, &p, LAN_MAC), Err(DropReason::Truncated));
+        assert_eq!(
+            reply(&mut b, &p, LAN_MAC, p.dst),
+            Err(DropReason::Truncated)
+        );
     }
 }

@@ -10,6 +10,7 @@
 //! For now M6 traffic (rewrite ok or not) takes this path too; the rewriting router and
 //! the proxy come later.
 
+use crate::isp::IspLive;
 use crate::net::addr::Addr;
 use crate::site::SiteTables;
 use crate::stats::reasons;
@@ -25,6 +26,8 @@ reasons! {
         IspAdminDown = "isp_admin_down",
         /// The owning ISP's link is down (or its port is missing).
         IspLinkDown = "isp_link_down",
+        /// The owning ISP's next hop stopped answering Neighbor Discovery.
+        IspNextHopDown = "isp_next_hop_down",
     }
 }
 
@@ -41,7 +44,7 @@ pub enum Decision {
 
 /// Chooses the egress ISP of an outbound packet from `src` to `dst`.
 #[inline]
-pub fn select(t: &SiteTables, src: Addr, dst: Addr) -> Decision {
+pub fn select(t: &SiteTables, live: &[IspLive], src: Addr, dst: Addr) -> Decision {
     if t.in_site(dst) {
         return Decision::Refuse {
             reason: DropReason::LanToSite,
@@ -60,18 +63,26 @@ pub fn select(t: &SiteTables, src: Addr, dst: Addr) -> Decision {
             unreachable: true,
         };
     };
-    if !s.admin_up {
-        return Decision::Refuse {
-            reason: DropReason::IspAdminDown,
-            unreachable: true,
-        };
-    }
-    match s.port {
-        Some(port) if s.link_up => Decision::Forward { isp, port },
-        _ => Decision::Refuse {
-            reason: DropReason::IspLinkDown,
-            unreachable: true,
-        },
+    let state = live.get(isp).copied().unwrap_or(IspLive {
+        admin_up: false,
+        link_up: false,
+        next_hop_up: false,
+    });
+    let reason = if !state.admin_up {
+        DropReason::IspAdminDown
+    } else if !state.link_up {
+        DropReason::IspLinkDown
+    } else if !state.next_hop_up {
+        DropReason::IspNextHopDown
+    } else {
+        match s.port {
+            Some(port) => return Decision::Forward { isp, port },
+            None => DropReason::IspLinkDown,
+        }
+    };
+    Decision::Refuse {
+        reason,
+        unreachable: true,
     }
 }
 
@@ -87,43 +98,60 @@ mod tests {
 
     #[test]
     fn by_source_prefix() {
-        let mut t = SiteTables::new(&two_isp_site());
+        let t = SiteTables::new(&two_isp_site());
+        let up = IspLive {
+            admin_up: true,
+            link_up: true,
+            next_hop_up: true,
+        };
+        let mut live = vec![up; 2];
         let dst = a("2001:db8:99::1");
         assert_eq!(
-            select(&t, a("2001:db8:1:1::10"), dst),
+            select(&t, &live, a("2001:db8:1:1::10"), dst),
             Decision::Forward { isp: 0, port: 1 }
         );
         assert_eq!(
-            select(&t, a("2001:db8:2:1::10"), dst),
+            select(&t, &live, a("2001:db8:2:1::10"), dst),
             Decision::Forward { isp: 1, port: 2 }
         );
         assert_eq!(
-            select(&t, a("fd00::10"), dst),
+            select(&t, &live, a("fd00::10"), dst),
             Decision::Refuse {
                 reason: DropReason::SourceNotInSitePrefix,
                 unreachable: true
             }
         );
         assert_eq!(
-            select(&t, a("2001:db8:1:1::10"), a("2001:db8:2:1::10")),
+            select(&t, &live, a("2001:db8:1:1::10"), a("2001:db8:2:1::10")),
             Decision::Refuse {
                 reason: DropReason::LanToSite,
                 unreachable: false
             }
         );
-        t.isps[0].admin_up = false;
+        live[0].admin_up = false;
         assert_eq!(
-            select(&t, a("2001:db8:1:1::10"), dst),
+            select(&t, &live, a("2001:db8:1:1::10"), dst),
             Decision::Refuse {
                 reason: DropReason::IspAdminDown,
                 unreachable: true
             }
         );
-        t.isps[1].link_up = false;
+        live[1].link_up = false;
         assert_eq!(
-            select(&t, a("2001:db8:2:1::10"), dst),
+            select(&t, &live, a("2001:db8:2:1::10"), dst),
             Decision::Refuse {
                 reason: DropReason::IspLinkDown,
+                unreachable: true
+            }
+        );
+        live[1] = IspLive {
+            next_hop_up: false,
+            ..up
+        };
+        assert_eq!(
+            select(&t, &live, a("2001:db8:2:1::10"), dst),
+            Decision::Refuse {
+                reason: DropReason::IspNextHopDown,
                 unreachable: true
             }
         );

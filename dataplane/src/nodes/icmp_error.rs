@@ -3,12 +3,17 @@
 //!
 //! - destination unreachable, code 5 "source address failed ingress/egress policy", when
 //!   the ISP owning the source prefix is down or the source is in no ISP prefix (seed 000
-//!   sections 5.1, 5.2);
-//! - time exceeded, code 0, when the hop limit runs out.
+//!   sections 5.1, 5.2); code 3 "address unreachable" when the next hop's address
+//!   resolution failed (RFC 4861 section 7.2.2); code 2 "beyond scope of source address"
+//!   for a link-local source toward a global destination (RFC 4443 section 3.1);
+//! - packet too big, with the egress link's MTU (RFC 4443 section 3.2);
+//! - time exceeded, code 0, when the hop limit runs out;
+//! - parameter problem with a code and a pointer (RFC 4443 section 3.4, RFC 8200 section 4,
+//!   RFC 8883).
 //!
 //! Rate limited by a per-worker token bucket (RFC 4443 section 2.4 (f)); never sent in
-//! answer to an error, a redirect, or a frame sent to a link-layer multicast address
-//! (section 2.4 (e)).
+//! answer to an error, a redirect, or a packet sent to a multicast address, link-layer or
+//! IPv6, except Packet Too Big and Parameter Problem code 2 (section 2.4 (e)).
 
 use super::classify::Parsed;
 use crate::buf::PacketBuf;
@@ -29,23 +34,55 @@ pub const MAX_INVOKING: usize = ipv6::MIN_MTU - OVERHEAD;
 pub enum Kind {
     /// Destination unreachable, code 5.
     SourcePolicy,
+    /// Destination unreachable, code 3.
+    AddressUnreachable,
+    /// Destination unreachable, code 2.
+    BeyondScope,
+    /// Packet too big, with the MTU of the link it did not fit (octets).
+    PacketTooBig { mtu: u32 },
     /// Time exceeded in transit, code 0.
     HopLimit,
+    /// Parameter problem: `code`, and `pointer` (octets from the start of the invoking
+    /// packet's IPv6 header).
+    ParamProblem { code: u8, pointer: u32 },
 }
 
 impl Kind {
+    /// The ICMPv6 type and code.
     pub fn type_code(self) -> (u8, u8) {
         match self {
             Kind::SourcePolicy => (msg_type::DST_UNREACHABLE, unreachable::SOURCE_POLICY),
+            Kind::AddressUnreachable => (msg_type::DST_UNREACHABLE, unreachable::ADDRESS),
+            Kind::BeyondScope => (msg_type::DST_UNREACHABLE, unreachable::BEYOND_SCOPE),
+            Kind::PacketTooBig { .. } => (msg_type::PACKET_TOO_BIG, 0),
             Kind::HopLimit => (msg_type::TIME_EXCEEDED, 0),
+            Kind::ParamProblem { code, .. } => (msg_type::PARAM_PROBLEM, code),
         }
+    }
+
+    /// The 32-bit field after the checksum: MTU, pointer, or unused (zero).
+    pub fn param(self) -> u32 {
+        match self {
+            Kind::PacketTooBig { mtu } => mtu,
+            Kind::ParamProblem { pointer, .. } => pointer,
+            _ => 0,
+        }
+    }
+
+    /// RFC 4443 section 2.4 (e.2, e.3): the errors that may answer a packet sent to a
+    /// multicast address.
+    fn multicast_exception(self) -> bool {
+        matches!(
+            self,
+            Kind::PacketTooBig { .. } | Kind::ParamProblem { code: 2, .. }
+        )
     }
 }
 
-/// Whether RFC 4443 section 2.4 (e) allows an error about this packet.
+/// Whether RFC 4443 section 2.4 (e) allows an error of `kind` about this packet.
 #[inline]
-pub fn allowed(p: &Parsed) -> bool {
-    if p.l2_multicast || addr::is_multicast(p.dst) {
+pub fn allowed(p: &Parsed, kind: Kind) -> bool {
+    if (p.l2_multicast || addr::is_multicast(p.dst)) && !kind.multicast_exception() {
         return false;
     }
     if addr::is_unspecified(p.src) || addr::is_multicast(p.src) {
@@ -106,7 +143,8 @@ pub fn build<B: PacketBuf>(
         return Err(NoRoom);
     };
     if let Some(h) = msg.get_mut(..icmpv6::HEADER_LEN) {
-        h.copy_from_slice(&[t, c, 0, 0, 0, 0, 0, 0]);
+        let param = kind.param().to_be_bytes();
+        h.copy_from_slice(&[t, c, 0, 0, param[0], param[1], param[2], param[3]]);
     }
     if let Ok(mut m) = icmpv6::Message::new_checked(msg) {
         m.fill_checksum(&src_b, &dst_b);
@@ -252,16 +290,34 @@ mod tests {
             l4_proto: 17,
             ..Parsed::default()
         };
-        assert!(allowed(&p));
+        let k = Kind::HopLimit;
+        assert!(allowed(&p, k));
         p.l4_proto = 58;
         p.icmp_type = Some(1);
-        assert!(!allowed(&p));
+        assert!(!allowed(&p, k));
         p.icmp_type = Some(137);
-        assert!(!allowed(&p));
+        assert!(!allowed(&p, k));
         p.icmp_type = Some(128);
-        assert!(allowed(&p));
+        assert!(allowed(&p, k));
         p.l2_multicast = true;
-        assert!(!allowed(&p));
+        assert!(!allowed(&p, k));
+        // RFC 4443 2.4 (e.2/e.3): Packet Too Big and Parameter Problem code 2 may answer
+        // multicast.
+        assert!(allowed(&p, Kind::PacketTooBig { mtu: 1280 }));
+        assert!(allowed(
+            &p,
+            Kind::ParamProblem {
+                code: 2,
+                pointer: 42
+            }
+        ));
+        assert!(!allowed(
+            &p,
+            Kind::ParamProblem {
+                code: 0,
+                pointer: 42
+            }
+        ));
     }
 
     #[test]

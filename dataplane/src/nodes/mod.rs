@@ -2,17 +2,20 @@
 //! `foreach_*_error`): a stage reads the [`classify::Parsed`] summary of a packet and the
 //! per-worker tables, and decides; [`crate::pipeline`] runs the stages over a burst.
 //!
-//! Order: `classify` -> `local` (`nd`, `echo`) | `egress` (LAN -> ISP) | `inbound`
-//! (ISP -> LAN) -> `rewrite` (hop limit, neighbor, Ethernet) -> `icmp_error`.
+//! Order: `classify` -> `local` (`exthdr`, `reassembly`, `nd`, `echo`) | `egress`
+//! (LAN -> ISP) | `inbound` (ISP -> LAN) -> `adjacency` (hop limit, MTU, neighbor,
+//! Ethernet) -> `icmp_error`.
 
+pub mod adjacency;
 pub mod classify;
 pub mod echo;
 pub mod egress;
+pub mod exthdr;
 pub mod icmp_error;
 pub mod inbound;
 pub mod local;
 pub mod nd;
-pub mod rewrite;
+pub mod reassembly;
 
 use crate::stats::reasons;
 
@@ -39,7 +42,8 @@ pub enum DropCause {
     Echo(echo::DropReason),
     Egress(egress::DropReason),
     Inbound(inbound::DropReason),
-    Rewrite(rewrite::DropReason),
+    Adjacency(adjacency::DropReason),
+    ExtHdr(exthdr::DropReason),
     Pipeline(PipelineDrop),
 }
 
@@ -53,7 +57,8 @@ impl DropCause {
             DropCause::Echo(r) => r.name(),
             DropCause::Egress(r) => r.name(),
             DropCause::Inbound(r) => r.name(),
-            DropCause::Rewrite(r) => r.name(),
+            DropCause::Adjacency(r) => r.name(),
+            DropCause::ExtHdr(r) => r.name(),
             DropCause::Pipeline(r) => r.name(),
         }
     }

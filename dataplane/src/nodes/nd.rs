@@ -6,7 +6,7 @@
 
 use super::classify::Parsed;
 use crate::buf::PacketBuf;
-use crate::neighbor::Origin;
+use crate::neighbor::NeighborEvent;
 use crate::net::addr::{self, Addr};
 use crate::net::ethernet::{self, ethertype};
 use crate::net::icmpv6::{self, msg_type};
@@ -40,38 +40,20 @@ pub enum Outcome {
     Consumed,
 }
 
-/// A neighbor the message taught us: `(address, MAC)` on the receiving port.
-pub type Learn = Option<(Addr, [u8; 6])>;
-
-/// A neighbor the message taught us, with the evidence (for the neighbor cache's rules).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Learning {
-    pub ip: Addr,
-    pub mac: [u8; 6],
-    pub origin: Origin,
-}
-
 /// Length of the NS frames [`build_ns_frame`] writes.
 pub const NS_FRAME_LEN: usize = ethernet::HEADER_LEN + ipv6::HEADER_LEN + nd::WITH_LLADDR_LEN;
 
-/// Processes an NS or NA received on `port` (the classifier has checked it is one).
+/// Processes an NS or NA received on port `port_index` (described by `port`; the
+/// classifier has checked it is one). Returns what to do with the buffer and the evidence
+/// for the neighbor owner (an NS's source link-layer address, RFC 4861 section 7.2.3; an
+/// NA's target, flags and target link-layer address if present, section 7.2.5).
 pub fn input<B: PacketBuf>(
     buf: &mut B,
     p: &Parsed,
     port: &PortTable,
+    port_index: usize,
     counters: &mut NdCounters,
-) -> Result<(Outcome, Learn), DropReason> {
-    input_with_origin(buf, p, port, counters).map(|(o, l)| (o, l.map(|l| (l.ip, l.mac))))
-}
-
-/// [`input`], saying where what it learned comes from (an NS source option, or an NA and
-/// its solicited and override flags).
-pub fn input_with_origin<B: PacketBuf>(
-    buf: &mut B,
-    p: &Parsed,
-    port: &PortTable,
-    counters: &mut NdCounters,
-) -> Result<(Outcome, Option<Learning>), DropReason> {
+) -> Result<(Outcome, Option<NeighborEvent>), DropReason> {
     if p.hop_limit != nd::HOP_LIMIT {
         return Err(DropReason::BadHopLimit);
     }
@@ -105,10 +87,10 @@ pub fn input_with_origin<B: PacketBuf>(
             }
             counters.ns_received += 1;
             let learn = match sll {
-                Some(mac) if !dad => Some(Learning {
-                    ip: p.src,
+                Some(mac) if !dad => Some(NeighborEvent::Solicitation {
+                    port: port_index as u16,
+                    src: p.src,
                     mac,
-                    origin: Origin::Solicit,
                 }),
                 _ => None,
             };
@@ -144,16 +126,14 @@ pub fn input_with_origin<B: PacketBuf>(
                 counters.own_address_conflict += 1;
                 return Ok((Outcome::Consumed, None));
             }
-            let origin = Origin::Advert {
-                solicited: na_flags & flags::SOLICITED != 0,
-                override_: na_flags & flags::OVERRIDE != 0,
-            };
             Ok((
                 Outcome::Consumed,
-                tll.map(|mac| Learning {
-                    ip: target,
-                    mac,
-                    origin,
+                Some(NeighborEvent::Advertisement {
+                    port: port_index as u16,
+                    target,
+                    mac: tll,
+                    solicited: na_flags & flags::SOLICITED != 0,
+                    override_: na_flags & flags::OVERRIDE != 0,
                 }),
             ))
         }
@@ -202,18 +182,26 @@ fn write_na<B: PacketBuf>(
 }
 
 /// Writes a complete NS frame asking for `target`: from `src` (the router's address on the
-/// port) and `src_mac`, to the target's solicited-node group, with a source link-layer
-/// address option.
-pub fn build_ns_frame(out: &mut [u8; NS_FRAME_LEN], src_mac: [u8; 6], src: Addr, target: Addr) {
-    let group = addr::solicited_node(target);
-    let (src_b, dst_b) = (addr::to_bytes(src), addr::to_bytes(group));
-    let l2 = ethernet::emit(
-        out,
-        addr::multicast_mac(group),
-        src_mac,
-        None,
-        ethertype::IPV6,
-    );
+/// port) and `src_mac`, with a source link-layer address option, to the target's
+/// solicited-node group (address resolution, RFC 4861 section 7.2.2) or, when `unicast`
+/// gives the cached link-layer address, to the target itself (unreachability detection
+/// probes, section 7.3.3).
+pub fn build_ns_frame(
+    out: &mut [u8; NS_FRAME_LEN],
+    src_mac: [u8; 6],
+    src: Addr,
+    target: Addr,
+    unicast: Option<[u8; 6]>,
+) {
+    let (dst, dst_mac) = match unicast {
+        Some(mac) => (target, mac),
+        None => {
+            let group = addr::solicited_node(target);
+            (group, addr::multicast_mac(group))
+        }
+    };
+    let (src_b, dst_b) = (addr::to_bytes(src), addr::to_bytes(dst));
+    let l2 = ethernet::emit(out, dst_mac, src_mac, None, ethertype::IPV6);
     let Some(ip) = out.get_mut(l2..) else {
         return;
     };
@@ -241,14 +229,36 @@ mod tests {
     use crate::site::SiteTables;
     use crate::testpkt::*;
 
-    fn run(f: &[u8], port: usize) -> (Result<(Outcome, Learn), DropReason>, Vec<u8>, NdCounters) {
+    type Learn = Option<(Addr, [u8; 6])>;
+
+    type Answer = Result<(Outcome, Option<NeighborEvent>), DropReason>;
+
+    fn run_ev(f: &[u8], port: usize) -> (Answer, Vec<u8>, NdCounters) {
         let t = SiteTables::new(&two_isp_site());
         let mut b = VecBuf::new(f);
         let (_, d, p) = classify(&mut b, &t, port);
         assert_eq!(d, Disposition::Local);
         let mut c = NdCounters::default();
-        let r = input(&mut b, &p, &t.ports[port], &mut c);
+        let r = input(&mut b, &p, &t.ports[port], port, &mut c);
         (r, b.to_vec(), c)
+    }
+
+    /// What the message teaches, as (address, MAC).
+    fn run(f: &[u8], port: usize) -> (Result<(Outcome, Learn), DropReason>, Vec<u8>, NdCounters) {
+        let (r, b, c) = run_ev(f, port);
+        let r = r.map(|(o, ev)| {
+            let learn = match ev {
+                Some(NeighborEvent::Solicitation { src, mac, .. }) => Some((src, mac)),
+                Some(NeighborEvent::Advertisement {
+                    target,
+                    mac: Some(mac),
+                    ..
+                }) => Some((target, mac)),
+                _ => None,
+            };
+            (o, learn)
+        });
+        (r, b, c)
     }
 
     const LAN_LL: &str = "fe80::ff:fe00:1";
@@ -335,38 +345,6 @@ mod tests {
         assert_eq!(run(&ns, 0).0, Err(DropReason::Malformed));
         let ns = ns_frame(SN_MAC_LAN, HOST_MAC, "::", "ff02::1:ff00:2", LAN_LL, None);
         assert_eq!(run(&ns, 0).0, Err(DropReason::Malformed));
-    }
-
-    #[test]
-    fn tagged_ns_gets_tagged_na() {
-        let ns = tagged(
-            &ns_frame(
-                SN_MAC_LAN,
-                HOST_MAC,
-                "fe80::10",
-                "ff02::1:ff00:1",
-                LAN_LL,
-                Some(HOST_MAC),
-            ),
-            7,
-        );
-        let (r, out, _) = run(&ns, 0);
-        assert!(r.is_ok());
-        assert_eq!(
-            out,
-            tagged(
-                &na_frame(
-                    HOST_MAC,
-                    LAN_MAC,
-                    LAN_LL,
-                    "fe80::10",
-                    LAN_LL,
-                    0xe0,
-                    Some(LAN_MAC)
-                ),
-                7
-            )
-        );
     }
 
     #[test]
@@ -510,17 +488,7 @@ mod tests {
     }
 
     #[test]
-    fn learning_says_where_it_comes_from() {
-        let t = SiteTables::new(&two_isp_site());
-        let origin = |f: &[u8], port: usize| {
-            let mut b = VecBuf::new(f);
-            let (_, _, p) = classify(&mut b, &t, port);
-            let mut c = NdCounters::default();
-            input_with_origin(&mut b, &p, &t.ports[port], &mut c)
-                .ok()
-                .and_then(|(_, l)| l)
-                .map(|l| l.origin)
-        };
+    fn evidence_says_where_it_comes_from() {
         let ns = ns_frame(
             SN_MAC_LAN,
             HOST_MAC,
@@ -529,30 +497,49 @@ mod tests {
             LAN_LL,
             Some(HOST_MAC),
         );
-        assert_eq!(origin(&ns, 0), Some(Origin::Solicit));
+        assert_eq!(
+            run_ev(&ns, 0).0,
+            Ok((
+                Outcome::Reply,
+                Some(NeighborEvent::Solicitation {
+                    port: 0,
+                    src: addr::from_std(&ip("fe80::10")),
+                    mac: HOST_MAC
+                })
+            ))
+        );
         for (flags, solicited, override_) in [
             (0xe0, true, true),
             (0xc0, true, false),
             (0xa0, false, true),
             (0x80, false, false),
         ] {
-            let na = na_frame(
-                ISP1_PORT_MAC,
-                ISP1_MAC,
-                "fe80::1",
-                "fe80::ff:fe00:2",
-                "fe80::1",
-                flags,
-                Some(ISP1_MAC),
-            );
-            assert_eq!(
-                origin(&na, 1),
-                Some(Origin::Advert {
-                    solicited,
-                    override_
-                }),
-                "{flags:#x}"
-            );
+            for tll in [Some(ISP1_MAC), None] {
+                let na = na_frame(
+                    ISP1_PORT_MAC,
+                    ISP1_MAC,
+                    "fe80::1",
+                    "fe80::ff:fe00:2",
+                    "fe80::1",
+                    flags,
+                    tll,
+                );
+                // RFC 4861 7.2.5: an NA without a target link-layer option still counts.
+                assert_eq!(
+                    run_ev(&na, 1).0,
+                    Ok((
+                        Outcome::Consumed,
+                        Some(NeighborEvent::Advertisement {
+                            port: 1,
+                            target: addr::from_std(&ip("fe80::1")),
+                            mac: tll,
+                            solicited,
+                            override_
+                        })
+                    )),
+                    "{flags:#x} {tll:?}"
+                );
+            }
         }
     }
 
@@ -560,7 +547,13 @@ mod tests {
     fn ns_frame_bytes() {
         let mut out = [0u8; NS_FRAME_LEN];
         let src = addr::from_std(&ip("fe80::ff:fe00:2"));
-        build_ns_frame(&mut out, ISP1_PORT_MAC, src, addr::from_std(&ip("fe80::1")));
+        build_ns_frame(
+            &mut out,
+            ISP1_PORT_MAC,
+            src,
+            addr::from_std(&ip("fe80::1")),
+            None,
+        );
         let want = ns_frame(
             [0x33, 0x33, 0xff, 0, 0, 1],
             ISP1_PORT_MAC,
