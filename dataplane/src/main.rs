@@ -158,6 +158,7 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
         lan_port: config.lan_port,
         isps: config.isps.clone(),
         icmp_errors_per_sec: config.icmp_errors_per_sec,
+        nd: config.nd,
     };
 
     site.validate().map_err(|e| format!("site: {e}"))?;

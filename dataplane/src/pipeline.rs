@@ -20,11 +20,15 @@
 use crate::buf::{PacketBuf, VecBuf};
 use crate::control::WorkerTables;
 use crate::isp::IspTable;
-use crate::neighbor::datapath::{HoldMeta, HoldQueue, Lookup, Resolver, HOLD_TIMEOUT_NS};
+use crate::neighbor::datapath::{HoldMeta, HoldQueue, Lookup, Resolver};
 use crate::neighbor::{NeighborEvent, Trigger};
 use crate::net::addr::{self, Addr};
+use crate::net::ethernet::{self, ethertype};
+use crate::net::frag;
+use crate::net::ipv6::{self, proto};
 use crate::nodes::classify::{self, Disposition, Parsed};
 use crate::nodes::icmp_error::{self, Kind, TokenBucket};
+use crate::nodes::reassembly::{self, Reassembler};
 use crate::nodes::{adjacency, echo, egress, exthdr, inbound, local, nd, DropCause, PipelineDrop};
 use crate::site::{Role, Site, SiteTables};
 use crate::stats::Counters;
@@ -161,8 +165,16 @@ pub struct Pipeline {
     generated: Generated,
     /// The last LAN source reported as talking, and when (one report per source per burst).
     last_talker: (Addr, u64),
-    /// The replica generation the hold queue was last checked against.
+    /// The replica generation the hold queue was last checked against, and when.
     held_checked: (u64, u64),
+    hold_timeout_ns: u64,
+    /// Fragments addressed to the router (RFC 8200 section 4.5).
+    reassembler: Reassembler,
+    /// Datagrams reassembled during a burst, processed after it: (rx port, sender MAC,
+    /// IPv6 packet).
+    datagrams: Vec<(usize, [u8; 6], Vec<u8>)>,
+    /// Identification of the next packet the router fragments.
+    frag_id: u32,
 }
 
 #[inline]
@@ -198,6 +210,16 @@ impl Pipeline {
             },
             last_talker: (0, u64::MAX),
             held_checked: (0, 0),
+            hold_timeout_ns: crate::neighbor::Timers::new(&site.nd).hold_timeout_ns(),
+            reassembler: Reassembler::new(reassembly::Limits::default()),
+            datagrams: Vec::new(),
+            // Unpredictable Identifications (RFC 7739): a random start per worker.
+            frag_id: {
+                use std::hash::{BuildHasher, Hasher};
+                let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+                h.write_usize(site.ports.len());
+                h.finish() as u32
+            },
             site,
         }
     }
@@ -241,6 +263,7 @@ impl Pipeline {
     /// timed out with Destination Unreachable code 3 (RFC 4861 section 7.2.2).
     pub fn service(&mut self, now: u64) {
         self.sync();
+        self.expire_fragments(now);
         if self.held.is_empty() {
             return;
         }
@@ -252,6 +275,7 @@ impl Pipeline {
             return;
         }
         self.held_checked = (generation, now);
+        let hold_timeout = self.hold_timeout_ns;
         let resolver = &self.resolver;
         let mut ready = Vec::new();
         self.held.take_ready(
@@ -259,7 +283,7 @@ impl Pipeline {
                 matches!(
                     resolver.peek(m.out_port, m.next_hop),
                     Lookup::Mac(_) | Lookup::Failed
-                ) || now.saturating_sub(m.since) >= HOLD_TIMEOUT_NS
+                ) || now.saturating_sub(m.since) >= hold_timeout
             },
             |h| ready.push((h.meta, std::mem::take(&mut h.frame))),
         );
@@ -342,7 +366,7 @@ impl Pipeline {
             }
         }
         self.classify_stage(rx, pkts);
-        self.local_stage(rx, pkts, next);
+        self.local_stage(rx, pkts, next, now);
         self.egress_stage(now);
         self.inbound_stage(rx, pkts);
         self.adjacency_stage(rx, pkts, next, now);
@@ -375,8 +399,14 @@ impl Pipeline {
         }
     }
 
-    /// Stage 2: the router's own traffic: extension headers, then ND and echo.
-    fn local_stage<B: PacketBuf>(&mut self, rx: usize, pkts: &mut [B], next: &mut [Next]) {
+    /// Stage 2: the router's own traffic: extension headers, reassembly, then ND and echo.
+    fn local_stage<B: PacketBuf>(
+        &mut self,
+        rx: usize,
+        pkts: &mut [B],
+        next: &mut [Next],
+        now: u64,
+    ) {
         let Some(port) = self.tables.ports.get(rx) else {
             // Unreachable: classification refuses frames from unknown ports.
             for _ in 0..self.frames.local.n {
@@ -415,6 +445,30 @@ impl Pipeline {
                     self.frames.icmp.push(i);
                     continue;
                 }
+            }
+            if p.fragment {
+                let packet = b.data().get(p.l3()..p.end()).unwrap_or(&[]);
+                match self.reassembler.input(packet, usize::from(p.frag_at), now) {
+                    reassembly::Outcome::Held => {
+                        if let Some(n) = next.get_mut(i) {
+                            *n = Next::Held;
+                        }
+                    }
+                    reassembly::Outcome::Complete(d) | reassembly::Outcome::Atomic(d) => {
+                        self.datagrams.push((rx, p.src_mac, d));
+                        if let Some(n) = next.get_mut(i) {
+                            *n = Next::Held;
+                        }
+                    }
+                    // Counted by the reassembler (`reassembly.drop.*`).
+                    reassembly::Outcome::Dropped(r) => {
+                        if let Some((code, pointer)) = r.parameter_problem(usize::from(p.frag_at)) {
+                            slot.icmp = Some(Kind::ParamProblem { code, pointer });
+                            self.frames.icmp.push(i);
+                        }
+                    }
+                }
+                continue;
             }
             match local::dispatch(&p) {
                 Err(r) => self.counters.drop.count(DropCause::Local(r)),
@@ -460,6 +514,13 @@ impl Pipeline {
                 },
             }
         }
+        let datagrams = std::mem::take(&mut self.datagrams);
+        for (rx, mac, d) in &datagrams {
+            self.local_datagram(*rx, *mac, d, now);
+        }
+        self.datagrams = datagrams;
+        self.datagrams.clear();
+        self.counters.reassembly = self.reassembler.counters().clone();
     }
 
     /// Stage 3: LAN -> ISP, by source prefix.
@@ -711,7 +772,7 @@ impl Pipeline {
                     let c = &mut self.counters.icmp;
                     match kind {
                         Kind::SourcePolicy => c.unreachable_sent += 1,
-                        Kind::HopLimit => c.time_exceeded_sent += 1,
+                        Kind::HopLimit | Kind::ReassemblyTimeout => c.time_exceeded_sent += 1,
                         Kind::AddressUnreachable => c.address_unreachable_sent += 1,
                         Kind::BeyondScope => c.beyond_scope_sent += 1,
                         Kind::PacketTooBig { .. } => c.packet_too_big_sent += 1,
@@ -720,6 +781,216 @@ impl Pipeline {
                     send(&mut self.counters, next, i, rx, b.len());
                 }
                 Err(icmp_error::NoRoom) => self.counters.icmp.error_no_room += 1,
+            }
+        }
+    }
+
+    /// A datagram for the router, reassembled from fragments: processed like an unfragmented
+    /// one (extension headers, echo), its answer sent through [`Self::originate`] (which
+    /// fragments it when it exceeds the egress MTU). Neighbor Discovery is never accepted
+    /// in fragments (RFC 6980).
+    fn local_datagram(&mut self, rx: usize, src_mac: [u8; 6], packet: &[u8], now: u64) {
+        let Some(port_mac) = self.tables.ports.get(rx).map(|pt| pt.mac) else {
+            return;
+        };
+        let mut frame = Vec::with_capacity(ethernet::HEADER_LEN + packet.len());
+        frame.resize(ethernet::HEADER_LEN, 0);
+        ethernet::emit(&mut frame, port_mac, src_mac, None, ethertype::IPV6);
+        frame.extend_from_slice(packet);
+        let mut b = VecBuf::with_room(&frame, icmp_error::OVERHEAD, 0);
+        let mut p = Parsed::default();
+        if classify::classify_into(&mut b, &self.tables, rx, &mut p).1 != Disposition::Local {
+            self.counters
+                .drop
+                .count(DropCause::Local(local::DropReason::ToRouterUnhandled));
+            return;
+        }
+        let verdict = match p.chain_error {
+            Some(e) => exthdr::chain_error(e),
+            None => exthdr::process(
+                b.data().get(p.l3()..p.end()).unwrap_or(&[]),
+                addr::is_multicast(p.dst),
+            ),
+        };
+        match verdict {
+            exthdr::Verdict::Accept => {}
+            exthdr::Verdict::Drop(r) => {
+                self.counters.drop.count(DropCause::ExtHdr(r));
+                return;
+            }
+            exthdr::Verdict::Problem {
+                reason,
+                code,
+                pointer,
+            } => {
+                self.counters.drop.count(DropCause::ExtHdr(reason));
+                let kind = Kind::ParamProblem { code, pointer };
+                let from = self.tables.reply_source(p.dst);
+                if icmp_error::allowed(&p, kind)
+                    && self.icmp_bucket.take(now)
+                    && icmp_error::build(&mut b, &p, kind, from, port_mac).is_ok()
+                {
+                    self.counters.icmp.param_problem_sent += 1;
+                    let ip = b.data().get(ethernet::HEADER_LEN..).unwrap_or(&[]).to_vec();
+                    self.originate(&ip, Some((rx, src_mac)), now);
+                }
+                return;
+            }
+        }
+        match local::dispatch(&p) {
+            Ok(local::Handler::Echo) => {
+                let from = self.tables.reply_source(p.dst);
+                match echo::reply(&mut b, &p, port_mac, from) {
+                    Ok(()) => {
+                        self.counters.icmp.echo_replied += 1;
+                        let ip = b.data().get(ethernet::HEADER_LEN..).unwrap_or(&[]).to_vec();
+                        self.originate(&ip, Some((rx, src_mac)), now);
+                    }
+                    Err(r) => self.counters.drop.count(DropCause::Echo(r)),
+                }
+            }
+            Ok(local::Handler::Nd) | Err(_) => self
+                .counters
+                .drop
+                .count(DropCause::Local(local::DropReason::ToRouterUnhandled)),
+        }
+    }
+
+    /// Abandons reassemblies older than 60 s and answers those whose first fragment had
+    /// arrived with Time Exceeded code 1 (RFC 8200 section 4.5), from the router address
+    /// the fragments were sent to.
+    fn expire_fragments(&mut self, now: u64) {
+        let mut firsts: Vec<Vec<u8>> = Vec::new();
+        self.reassembler
+            .expire(now, &mut |f| firsts.push(f.to_vec()));
+        for first in firsts {
+            let Ok(h) = ipv6::Header::new_checked(&first[..]) else {
+                continue;
+            };
+            let (src, dst) = (
+                addr::from_bytes(h.src_addr()),
+                addr::from_bytes(h.dst_addr()),
+            );
+            let mut frame = vec![0u8; ethernet::HEADER_LEN];
+            frame.extend_from_slice(&first);
+            let p = Parsed {
+                l2_len: ethernet::HEADER_LEN as u8,
+                ip_len: first.len() as u32,
+                l4_proto: proto::FRAGMENT,
+                src,
+                dst,
+                ..Parsed::default()
+            };
+            let kind = Kind::ReassemblyTimeout;
+            if !icmp_error::allowed(&p, kind) || !self.icmp_bucket.take(now) {
+                self.counters.icmp.other_ratelimited += 1;
+                continue;
+            }
+            let mut b = VecBuf::with_room(&frame, icmp_error::OVERHEAD, 0);
+            let from = self.tables.reply_source(dst);
+            if icmp_error::build(&mut b, &p, kind, from, [0; 6]).is_ok() {
+                self.counters.icmp.time_exceeded_sent += 1;
+                let ip = b.data().get(ethernet::HEADER_LEN..).unwrap_or(&[]).to_vec();
+                self.originate(&ip, None, now);
+            }
+        }
+        self.counters.reassembly = self.reassembler.counters().clone();
+    }
+
+    /// Sends an IPv6 packet the router built outside a burst: to a link-local destination
+    /// back over `link` (port, MAC); to a LAN host through its neighbor entry; to the
+    /// Internet through the ISP that owns its source address (whose ingress filter accepts
+    /// it). Fragmented when larger than the egress MTU; held like a forwarded packet while
+    /// the next hop resolves.
+    fn originate(&mut self, packet: &[u8], link: Option<(usize, [u8; 6])>, now: u64) {
+        let Ok(h) = ipv6::Header::new_checked(packet) else {
+            return;
+        };
+        let (src, dst) = (
+            addr::from_bytes(h.src_addr()),
+            addr::from_bytes(h.dst_addr()),
+        );
+        let host_slot = self.tables.isps.len();
+        let (out_port, next_hop, isp, lookup) = if addr::is_link_local(dst) {
+            match link {
+                Some((port, mac)) => (port, dst, None, Lookup::Mac(mac)),
+                None => return,
+            }
+        } else if self.tables.in_site(dst) {
+            let Some(lan) = self.tables.lan_port else {
+                return;
+            };
+            let l = self
+                .resolver
+                .lookup(host_slot, lan, dst, Trigger::Inside, now);
+            (lan, dst, None, l)
+        } else {
+            let Some((isp, s)) = self
+                .tables
+                .owner_of(src)
+                .and_then(|i| Some((i, self.tables.isps.get(i)?.clone())))
+            else {
+                return;
+            };
+            let (Some(port), true) = (s.port, self.isp_usable(isp)) else {
+                return;
+            };
+            let l = match s.static_mac {
+                Some(mac) => Lookup::Mac(mac),
+                None => self
+                    .resolver
+                    .lookup(isp, port, s.next_hop, Trigger::Inside, now),
+            };
+            (port, s.next_hop, Some(isp), l)
+        };
+        let Some((port_mac, mtu)) = self.tables.ports.get(out_port).map(|pt| (pt.mac, pt.mtu))
+        else {
+            return;
+        };
+        let id = self.frag_id;
+        self.frag_id = self.frag_id.wrapping_add(1);
+        let mut frames: Vec<Vec<u8>> = Vec::new();
+        frag::fragment(packet, usize::from(mtu), id, &mut |f| {
+            let mut frame = vec![0u8; ethernet::HEADER_LEN];
+            frame.extend_from_slice(f);
+            frames.push(frame);
+        });
+        for mut frame in frames {
+            let parsed = Parsed {
+                l2_len: ethernet::HEADER_LEN as u8,
+                ip_len: (frame.len() - ethernet::HEADER_LEN) as u32,
+                src,
+                dst,
+                ..Parsed::default()
+            };
+            match lookup {
+                Lookup::Mac(mac) => {
+                    if adjacency::apply(&mut frame, &parsed, port_mac, mac, true)
+                        && self.generated.push(out_port, &frame)
+                    {
+                        if let Some(c) = self.counters.tx.get_mut(out_port) {
+                            c.add(frame.len());
+                        }
+                    }
+                }
+                Lookup::Unresolved => {
+                    let meta = HoldMeta {
+                        rx_port: out_port,
+                        out_port,
+                        next_hop,
+                        isp,
+                        parsed,
+                        originated: true,
+                        since: now,
+                    };
+                    if self.held.push(&frame, meta) {
+                        self.resolver.counters.held += 1;
+                    }
+                }
+                Lookup::Failed => self
+                    .counters
+                    .drop
+                    .count(DropCause::Adjacency(adjacency::DropReason::NeighborFailed)),
             }
         }
     }

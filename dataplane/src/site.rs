@@ -12,6 +12,9 @@ pub use proto::prefix::Ipv6Prefix;
 /// One upstream provider: the configuration's type, from `proto`, used as it is.
 pub use proto::config::IspConfig as IspInfo;
 
+/// Neighbor Discovery timers: the configuration's type, from `proto`.
+pub use proto::config::NdTimers;
+
 /// One DPDK port as the pipeline sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PortInfo {
@@ -40,6 +43,9 @@ pub struct Site {
     pub isps: Vec<IspInfo>,
     /// Token-bucket rate (and burst) of the ICMPv6 errors one worker sends.
     pub icmp_errors_per_sec: u32,
+    /// Neighbor Discovery timers (RFC 4861 section 10; configurable, as RFC 4861 6.3.2
+    /// lets a link's ReachableTime and RetransTimer be).
+    pub nd: NdTimers,
 }
 
 /// What is wrong with a [`Site`]. The pipeline never panics on a bad site (it drops what a

@@ -7,7 +7,8 @@
 
 use crate::neighbor::datapath::ResolveCounters;
 use crate::nodes::{
-    adjacency, classify, echo, egress, exthdr, inbound, local, nd, DropCause, PipelineDrop,
+    adjacency, classify, echo, egress, exthdr, inbound, local, nd, reassembly, DropCause,
+    PipelineDrop,
 };
 use crate::site::Site;
 
@@ -299,6 +300,8 @@ pub struct Counters {
     pub icmp: IcmpCounters,
     pub nd: NdCounters,
     pub resolve: ResolveCounters,
+    /// Reassembly of fragments addressed to the router (`reassembly.*`).
+    pub reassembly: reassembly::Counters,
     /// Packets the router consumed without answering (Neighbor Advertisements).
     pub local_consumed: u64,
 }
@@ -353,6 +356,12 @@ impl Counters {
         self.icmp.merge(&other.icmp);
         self.nd.merge(&other.nd);
         self.resolve.merge(&other.resolve);
+        let (r, o) = (&mut self.reassembly, &other.reassembly);
+        r.received += o.received;
+        r.reassembled += o.reassembled;
+        r.atomic += o.atomic;
+        r.timed_out += o.timed_out;
+        add_arrays(&mut r.dropped, &o.dropped);
         self.local_consumed += other.local_consumed;
     }
 
@@ -383,6 +392,14 @@ impl Counters {
         self.icmp.for_each(&mut f);
         self.nd.for_each(&mut f);
         self.resolve.for_each(&mut f);
+        let r = &self.reassembly;
+        f("reassembly.received", r.received);
+        f("reassembly.reassembled", r.reassembled);
+        f("reassembly.atomic", r.atomic);
+        f("reassembly.timed_out", r.timed_out);
+        for (reason, n) in reassembly::DropReason::ALL.iter().zip(&r.dropped) {
+            f(&format!("reassembly.drop.{}", reason.name()), *n);
+        }
         f("local.consumed", self.local_consumed);
     }
 

@@ -77,6 +77,7 @@ pub fn two_isp_site() -> Site {
             },
         ],
         icmp_errors_per_sec: 10,
+        nd: crate::site::NdTimers::default(),
     }
 }
 

@@ -1467,3 +1467,109 @@ proptest! {
         prop_assert!(frames <= 1);
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Fragments addressed to the router (issue 7, 2c)
+
+/// An echo request of `data_len` octets from HOST1 to the router's LAN address, as an IPv6
+/// packet (no link header), with a valid checksum.
+fn big_echo(data_len: usize) -> Vec<u8> {
+    let data: Vec<u8> = (0..data_len).map(|i| (i * 7) as u8).collect();
+    to_router(58, &[], &data)[14..].to_vec()
+}
+
+/// The packet's fragments for `mtu`, each framed from the LAN host to the router.
+fn fragments_of(packet: &[u8], mtu: usize, id: u32) -> Vec<Vec<u8>> {
+    let mut v = Vec::new();
+    dataplane::net::frag::fragment(packet, mtu, id, &mut |f| {
+        let mut frame = udp_frame(LAN_MAC, HOST_MAC, HOST1, PEER, 64, 0)[..14].to_vec();
+        frame.extend_from_slice(f);
+        v.push(frame);
+    });
+    v
+}
+
+#[test]
+fn a_fragmented_echo_to_the_router_is_reassembled_and_answered_in_fragments() {
+    use dataplane::nodes::reassembly::{Limits, Outcome, Reassembler};
+    let mut pl = resolved();
+    let request = big_echo(3000);
+    let frags = fragments_of(&request, 1500, 77);
+    assert_eq!(frags.len(), 3);
+    // Out of order: the last first.
+    for f in frags.iter().rev() {
+        assert_eq!(run(&mut pl, LAN, f, 0).0, Next::Held);
+    }
+    assert_eq!(c(&pl, "reassembly.reassembled"), 1);
+    assert_eq!(c(&pl, "icmp.echo_replied"), 1);
+    let g = generated(&mut pl);
+    assert_eq!(g.len(), 3, "a 3048-octet reply in three fragments");
+    let mut r = Reassembler::new(Limits::default());
+    let mut reply = None;
+    for (port, f) in &g {
+        assert_eq!(*port, LAN);
+        assert!(f.len() <= 14 + 1500);
+        assert_eq!(&f[0..6], &HOST_MAC);
+        if let Outcome::Complete(p) = r.input(&f[14..], 40, 0) {
+            reply = Some(p);
+        }
+    }
+    let reply = reply.expect("the reply fragments reassemble");
+    assert_eq!(reply.len(), request.len());
+    assert_eq!(reply[8..24], request[24..40], "from the address asked");
+    assert_eq!(reply[24..40], request[8..24]);
+    assert_eq!(reply[40], 129);
+    assert_eq!(reply[44..], request[44..], "identifier, sequence and data");
+    assert!(checksum::verify(
+        &reply[8..24].try_into().unwrap(),
+        &reply[24..40].try_into().unwrap(),
+        58,
+        &reply[40..]
+    ));
+}
+
+#[test]
+fn overlapping_fragments_are_dropped_and_an_incomplete_datagram_times_out() {
+    let mut pl = resolved();
+    let request = big_echo(3000);
+    let frags = fragments_of(&request, 1500, 5);
+    // RFC 5722: an overlap discards the datagram.
+    run(&mut pl, LAN, &frags[0], 0);
+    let mut overlapping = frags[1].clone();
+    overlapping[14 + 42..14 + 44].copy_from_slice(&((1000u16 / 8) << 3 | 1).to_be_bytes());
+    run(&mut pl, LAN, &overlapping, 0);
+    run(&mut pl, LAN, &frags[2], 0);
+    assert_eq!(c(&pl, "reassembly.reassembled"), 0);
+    assert!(c(&pl, "reassembly.drop.overlap") >= 1);
+    assert!(generated(&mut pl).is_empty());
+    // RFC 8200 4.5: the first fragment alone, 60 s later: Time Exceeded code 1.
+    let frags = fragments_of(&request, 1500, 6);
+    run(&mut pl, LAN, &frags[0], SEC);
+    pl.service(30 * SEC);
+    assert!(generated(&mut pl).is_empty());
+    pl.service(62 * SEC);
+    let g = generated(&mut pl);
+    assert_eq!(g.len(), 1, "{g:?}");
+    assert_eq!(g[0].0, LAN);
+    assert_eq!(g[0].1[54..56], [3, 1]);
+    assert_eq!(c(&pl, "reassembly.timed_out"), 1);
+}
+
+#[test]
+fn atomic_fragments_are_processed_alone() {
+    // RFC 6946: offset 0, M 0.
+    let mut pl = resolved();
+    let request = big_echo(10);
+    let mut atomic = request[..40].to_vec();
+    atomic[4..6].copy_from_slice(&((request.len() - 40 + 8) as u16).to_be_bytes());
+    atomic[6] = 44;
+    atomic.extend_from_slice(&[58, 0, 0, 0, 0, 0, 0, 9]);
+    atomic.extend_from_slice(&request[40..]);
+    let mut frame = udp_frame(LAN_MAC, HOST_MAC, HOST1, PEER, 64, 0)[..14].to_vec();
+    frame.extend_from_slice(&atomic);
+    run(&mut pl, LAN, &frame, 0);
+    assert_eq!(c(&pl, "reassembly.atomic"), 1);
+    let g = generated(&mut pl);
+    assert_eq!(g.len(), 1);
+    assert_eq!(g[0].1[54], 129);
+}

@@ -91,6 +91,19 @@ struct RawConfig {
     icmp_errors_per_sec: Option<u32>,
     #[serde(default)]
     ipv4: Option<String>,
+    #[serde(default)]
+    neighbor_discovery: Option<RawNd>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNd {
+    #[serde(default)]
+    reachable_time_ms: Option<u64>,
+    #[serde(default)]
+    retrans_timer_ms: Option<u64>,
+    #[serde(default)]
+    delay_first_probe_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -269,6 +282,29 @@ pub struct DataplaneConfig {
     pub polling: PollingMode,
     pub neighbors: Vec<StaticNeighbor>,
     pub icmp_errors_per_sec: u32,
+    pub nd: NdTimers,
+}
+
+/// Neighbor Discovery timers (RFC 4861 section 10), in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NdTimers {
+    /// How long a confirmation keeps a neighbor REACHABLE (REACHABLE_TIME, 30 000).
+    pub reachable_time_ms: u64,
+    /// Between solicitations for one target (RetransTimer, 1 000).
+    pub retrans_timer_ms: u64,
+    /// From the first use of a STALE entry to its first probe (DELAY_FIRST_PROBE_TIME,
+    /// 5 000).
+    pub delay_first_probe_ms: u64,
+}
+
+impl Default for NdTimers {
+    fn default() -> NdTimers {
+        NdTimers {
+            reachable_time_ms: 30_000,
+            retrans_timer_ms: 1_000,
+            delay_first_probe_ms: 5_000,
+        }
+    }
 }
 
 pub const DEFAULT_MEMPOOL_MBUFS: u32 = 8191;
@@ -638,6 +674,44 @@ impl DataplaneConfig {
             }
         }
 
+        let mut nd = NdTimers::default();
+        if let Some(n) = &raw.neighbor_discovery {
+            for (name, value, slot, range) in [
+                (
+                    "reachable_time_ms",
+                    n.reachable_time_ms,
+                    &mut nd.reachable_time_ms,
+                    1_000..=3_600_000u64,
+                ),
+                (
+                    "retrans_timer_ms",
+                    n.retrans_timer_ms,
+                    &mut nd.retrans_timer_ms,
+                    100..=60_000,
+                ),
+                (
+                    "delay_first_probe_ms",
+                    n.delay_first_probe_ms,
+                    &mut nd.delay_first_probe_ms,
+                    100..=60_000,
+                ),
+            ] {
+                if let Some(v) = value {
+                    if !range.contains(&v) {
+                        return Err(err(
+                            format!("neighbor_discovery.{name}"),
+                            format!(
+                                "expected milliseconds from {} to {}, found {v}",
+                                range.start(),
+                                range.end()
+                            ),
+                        ));
+                    }
+                    *slot = v;
+                }
+            }
+        }
+
         Ok(DataplaneConfig {
             eal_args: raw.eal.args,
             mempool_mbufs,
@@ -651,6 +725,7 @@ impl DataplaneConfig {
             icmp_errors_per_sec: raw
                 .icmp_errors_per_sec
                 .unwrap_or(DEFAULT_ICMP_ERRORS_PER_SEC),
+            nd,
         })
     }
 }

@@ -15,7 +15,8 @@
 //!
 //! [`HoldQueue`] keeps copies of packets waiting for their next hop (RFC 4861 section 7.2.2:
 //! "at least one packet" per neighbor; here at most [`MAX_HELD_PER_NEIGHBOR`] per neighbor
-//! and [`MAX_HELD`] in all, so the first packet of a new flow is not lost).
+//! and [`MAX_HELD`] in all, so the first packet of a new flow is not lost; one still
+//! unresolved after [`super::Timers::hold_timeout_ns`] is answered with code 3).
 
 use hashbrown::HashMap;
 
@@ -38,10 +39,6 @@ pub const MAX_EVENTS: usize = 1024;
 pub const MAX_HELD_PER_NEIGHBOR: usize = 3;
 /// Packets held per worker at most.
 pub const MAX_HELD: usize = 256;
-/// A held packet whose neighbor is still unresolved after this long is answered with
-/// Destination Unreachable code 3: longer than the owner's MAX_MULTICAST_SOLICIT x
-/// RetransTimer, so normally the owner's FAILED state answers first.
-pub const HOLD_TIMEOUT_NS: u64 = 3_500_000_000;
 
 named_counters! {
     /// The worker's neighbor counters (`resolve.*`).

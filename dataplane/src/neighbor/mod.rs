@@ -32,16 +32,44 @@ use crate::tables::Table;
 pub const MAX_MULTICAST_SOLICIT: u8 = 3;
 /// RFC 4861 section 10: at most this many unicast probes of a STALE entry in use.
 pub const MAX_UNICAST_SOLICIT: u8 = 3;
-/// RFC 4861 section 10: RetransTimer, 1 s.
-pub const RETRANS_TIMER_NS: u64 = 1_000_000_000;
-/// RFC 4861 section 10: REACHABLE_TIME, 30 s.
-pub const REACHABLE_TIME_NS: u64 = 30 * 1_000_000_000;
-/// RFC 4861 section 10: DELAY_FIRST_PROBE_TIME, 5 s.
-pub const DELAY_FIRST_PROBE_TIME_NS: u64 = 5 * 1_000_000_000;
-/// How long a failed resolution is remembered (packets to it get Destination Unreachable
-/// code 3 at once, and it is not solicited again), so a scan re-hitting dead addresses costs
-/// nothing.
-pub const FAILED_HOLD_NS: u64 = 3 * 1_000_000_000;
+/// The timers of RFC 4861 section 10 in nanoseconds, from the configuration's
+/// milliseconds (defaults: RetransTimer 1 s, REACHABLE_TIME 30 s, DELAY_FIRST_PROBE_TIME
+/// 5 s).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timers {
+    pub retrans_ns: u64,
+    pub reachable_ns: u64,
+    pub delay_first_probe_ns: u64,
+}
+
+impl Timers {
+    pub fn new(t: &crate::site::NdTimers) -> Timers {
+        Timers {
+            retrans_ns: t.retrans_timer_ms * 1_000_000,
+            reachable_ns: t.reachable_time_ms * 1_000_000,
+            delay_first_probe_ns: t.delay_first_probe_ms * 1_000_000,
+        }
+    }
+
+    /// How long a failed resolution is remembered (packets to it get Destination
+    /// Unreachable code 3 at once, and it is not solicited again), so a scan re-hitting dead
+    /// addresses costs nothing: as long as the resolution took.
+    pub fn failed_hold_ns(&self) -> u64 {
+        u64::from(MAX_MULTICAST_SOLICIT) * self.retrans_ns
+    }
+
+    /// How long a worker holds a packet for an unresolved next hop before answering it
+    /// with code 3 itself: half a RetransTimer longer than the owner needs to give up.
+    pub fn hold_timeout_ns(&self) -> u64 {
+        u64::from(MAX_MULTICAST_SOLICIT) * self.retrans_ns + self.retrans_ns / 2
+    }
+}
+
+impl Default for Timers {
+    fn default() -> Timers {
+        Timers::new(&crate::site::NdTimers::default())
+    }
+}
 /// Entries not used (nor confirmed) for this long are deleted (garbage collection, RFC 4861
 /// section 7.3.2 leaves the policy to the implementation).
 pub const EXPIRE_UNUSED_NS: u64 = 600 * 1_000_000_000;

@@ -6,7 +6,7 @@
 //! confirmation), STALE, DELAY (DELAY_FIRST_PROBE_TIME after a STALE entry is used), PROBE
 //! (unicast solicitations, at most [`MAX_UNICAST_SOLICIT`], then the entry is deleted), and
 //! STATIC for configured neighbors. FAILED is this router's negative cache: the address is
-//! remembered as unreachable for [`FAILED_HOLD_NS`], so the packets held for it are answered
+//! remembered as unreachable for [`Timers::failed_hold_ns`], so the packets held for it are answered
 //! with Destination Unreachable code 3 and a scan re-hitting it costs nothing.
 //!
 //! RFC 6583 (scans of a /64 from outside): the number of INCOMPLETE entries is bounded per
@@ -24,9 +24,8 @@
 use hashbrown::HashMap;
 
 use super::{
-    Neighbor, NeighborEvent, NeighborOp, NeighborTable, Reach, Trigger, DELAY_FIRST_PROBE_TIME_NS,
-    EXPIRE_UNUSED_NS, FAILED_HOLD_NS, MAX_MULTICAST_SOLICIT, MAX_UNICAST_SOLICIT,
-    REACHABLE_TIME_NS, RETRANS_TIMER_NS,
+    Neighbor, NeighborEvent, NeighborOp, NeighborTable, Reach, Timers, Trigger, EXPIRE_UNUSED_NS,
+    MAX_MULTICAST_SOLICIT, MAX_UNICAST_SOLICIT,
 };
 use crate::net::addr::{self, Addr};
 use crate::nodes::nd::{build_ns_frame, NS_FRAME_LEN};
@@ -176,6 +175,7 @@ struct NextHop {
 /// The single writer of the [`NeighborTable`].
 pub struct NeighborOwner {
     site: SiteTables,
+    timers: Timers,
     ports: Vec<PortState>,
     writer: Writer<NeighborTable>,
     /// Solicitations to transmit: (port, frame).
@@ -213,6 +213,7 @@ impl NeighborOwner {
             changes: Vec::new(),
             counters: OwnerCounters::default(),
             next_scan: 0,
+            timers: Timers::new(&site.nd),
             site: tables,
         }
     }
@@ -395,7 +396,7 @@ impl NeighborOwner {
                 mac: [0; 6],
                 state: State::Incomplete {
                     sent: 1,
-                    next: now + RETRANS_TIMER_NS,
+                    next: now + self.timers.retrans_ns,
                     trigger,
                 },
                 used: now,
@@ -417,7 +418,7 @@ impl NeighborOwner {
         if e.state == State::Stale {
             // RFC 4861 7.3.3: a packet sent through a STALE entry starts DELAY.
             e.state = State::Delay {
-                until: now + DELAY_FIRST_PROBE_TIME_NS,
+                until: now + self.timers.delay_first_probe_ns,
             };
         }
     }
@@ -490,7 +491,7 @@ impl NeighborOwner {
             return;
         };
         let reachable = State::Reachable {
-            until: now + REACHABLE_TIME_NS,
+            until: now + self.timers.reachable_ns,
         };
         match e.state {
             State::Static => return,
@@ -590,7 +591,7 @@ impl NeighborOwner {
                     let hold = if self.is_next_hop(port, ip) {
                         0
                     } else {
-                        FAILED_HOLD_NS
+                        self.timers.failed_hold_ns()
                     };
                     if let Some(e) = self
                         .ports
@@ -605,7 +606,7 @@ impl NeighborOwner {
                 } else {
                     e.state = State::Incomplete {
                         sent: sent + 1,
-                        next: next.max(now) + RETRANS_TIMER_NS,
+                        next: next.max(now) + self.timers.retrans_ns,
                         trigger,
                     };
                     self.solicit(port, ip, None);
@@ -618,7 +619,7 @@ impl NeighborOwner {
             State::Delay { .. } => {
                 e.state = State::Probe {
                     sent: 1,
-                    next: now + RETRANS_TIMER_NS,
+                    next: now + self.timers.retrans_ns,
                 };
                 let mac = e.mac;
                 self.solicit(port, ip, Some(mac));
@@ -635,7 +636,7 @@ impl NeighborOwner {
                 } else {
                     e.state = State::Probe {
                         sent: sent + 1,
-                        next: next.max(now) + RETRANS_TIMER_NS,
+                        next: next.max(now) + self.timers.retrans_ns,
                     };
                     let mac = e.mac;
                     self.solicit(port, ip, Some(mac));
@@ -755,6 +756,9 @@ mod tests {
 
     const S: u64 = 1_000_000_000;
     const LAN: usize = 0;
+    const REACHABLE_TIME_NS: u64 = 30 * S;
+    const DELAY_FIRST_PROBE_TIME_NS: u64 = 5 * S;
+    const FAILED_HOLD_NS: u64 = 3 * S;
     const ISP1: usize = 1;
 
     fn a(s: &str) -> Addr {

@@ -26,6 +26,8 @@ pub struct Chain {
     pub headers: usize,
     /// The packet carries a fragment header.
     pub fragment: bool,
+    /// Offset of the Fragment header from the start of the IPv6 header (0: none).
+    pub frag_at: usize,
 }
 
 /// Why a walk stopped. Offsets are from the start of the IPv6 header, as ICMPv6 Parameter
@@ -70,6 +72,7 @@ pub fn walk(packet: &[u8], first: u8) -> Result<Chain, ChainError> {
     let mut nh_field = 6;
     let mut headers = 0usize;
     let mut fragment = false;
+    let mut frag_at = 0;
     while is_extension(nh) {
         if nh == proto::HOP_BY_HOP && headers > 0 {
             return Err(ChainError::HopByHopNotFirst { pointer: nh_field });
@@ -95,6 +98,7 @@ pub fn walk(packet: &[u8], first: u8) -> Result<Chain, ChainError> {
         }
         if nh == proto::FRAGMENT {
             fragment = true;
+            frag_at = off;
             // Fragment offset is the top 13 bits of bytes 2..4; a non-first fragment holds
             // no upper-layer header to classify.
             let frag_off = match packet.get(off + 2..off + 4) {
@@ -107,6 +111,7 @@ pub fn walk(packet: &[u8], first: u8) -> Result<Chain, ChainError> {
                     offset: off,
                     headers,
                     fragment,
+                    frag_at,
                 });
             }
         }
@@ -119,6 +124,7 @@ pub fn walk(packet: &[u8], first: u8) -> Result<Chain, ChainError> {
         offset: off,
         headers,
         fragment,
+        frag_at,
     })
 }
 
@@ -134,6 +140,7 @@ pub fn walk_transit(packet: &[u8], first: u8) -> Result<Chain, ChainError> {
             offset: HEADER_LEN,
             headers: 0,
             fragment: false,
+            frag_at: 0,
         });
     }
     let (next, len_byte) = match packet.get(HEADER_LEN..HEADER_LEN + 2) {
@@ -149,6 +156,7 @@ pub fn walk_transit(packet: &[u8], first: u8) -> Result<Chain, ChainError> {
         offset: end,
         headers: 1,
         fragment: false,
+        frag_at: 0,
     })
 }
 
@@ -184,7 +192,8 @@ mod tests {
                 proto: proto::UDP,
                 offset: 40,
                 headers: 0,
-                fragment: false
+                fragment: false,
+                frag_at: 0
             })
         );
     }
@@ -199,7 +208,8 @@ mod tests {
                 proto: proto::ICMPV6,
                 offset: 40 + 8 + 16,
                 headers: 2,
-                fragment: false
+                fragment: false,
+                frag_at: 0
             })
         );
     }

@@ -8,6 +8,7 @@
 pub mod addr;
 pub mod ethernet;
 pub mod ext;
+pub mod frag;
 pub mod icmpv6;
 pub mod ipv6;
 pub mod nd;

@@ -108,6 +108,8 @@ pub struct Parsed {
     pub icmp_type: Option<u8>,
     /// The packet carries a fragment header (walked for packets to the router only).
     pub fragment: bool,
+    /// Offset of that Fragment header from the start of the IPv6 header.
+    pub frag_at: u16,
     /// For a packet to the router: why the walk of its extension headers stopped early (the
     /// `exthdr` stage answers it); `None` when it reached the upper layer.
     pub chain_error: Option<ChainError>,
@@ -280,6 +282,7 @@ fn inspect(
                     offset: ipv6::HEADER_LEN,
                     headers: 0,
                     fragment: false,
+                    frag_at: 0,
                 }
             }
         }
@@ -292,6 +295,7 @@ fn inspect(
     p.l4_off = (l3 + chain.offset) as u32;
     p.l4_proto = chain.proto;
     p.fragment = chain.fragment;
+    p.frag_at = u16::try_from(chain.frag_at).unwrap_or(0);
     if chain.proto == proto::ICMPV6 && p.chain_error.is_none() {
         p.icmp_type = packet.get(chain.offset).copied();
     }

@@ -42,6 +42,8 @@ pub enum Kind {
     PacketTooBig { mtu: u32 },
     /// Time exceeded in transit, code 0.
     HopLimit,
+    /// Time exceeded, code 1: fragment reassembly time exceeded (RFC 8200 section 4.5).
+    ReassemblyTimeout,
     /// Parameter problem: `code`, and `pointer` (octets from the start of the invoking
     /// packet's IPv6 header).
     ParamProblem { code: u8, pointer: u32 },
@@ -56,6 +58,7 @@ impl Kind {
             Kind::BeyondScope => (msg_type::DST_UNREACHABLE, unreachable::BEYOND_SCOPE),
             Kind::PacketTooBig { .. } => (msg_type::PACKET_TOO_BIG, 0),
             Kind::HopLimit => (msg_type::TIME_EXCEEDED, 0),
+            Kind::ReassemblyTimeout => (msg_type::TIME_EXCEEDED, 1),
             Kind::ParamProblem { code, .. } => (msg_type::PARAM_PROBLEM, code),
         }
     }

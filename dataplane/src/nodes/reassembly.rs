@@ -59,8 +59,7 @@
 
 use std::collections::HashMap;
 
-/// An IPv6 address: the big-endian value of its 16 bytes, as in the router.
-pub type Addr = u128;
+use crate::net::addr::Addr;
 
 /// Length of the IPv6 fixed header, in bytes (RFC 8200 section 3).
 const IPV6_HEADER_LEN: usize = 40;
