@@ -281,9 +281,18 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
 
     let mut counters: Option<Counters> = None;
     let mut io = IoCounters::default();
+    let mut per_worker = Vec::new();
     for h in handles {
         match h.join() {
             Ok((pipeline, worker_io)) => {
+                per_worker.push(
+                    pipeline
+                        .counters()
+                        .rx
+                        .iter()
+                        .map(|f| f.packets)
+                        .sum::<u64>(),
+                );
                 match counters.as_mut() {
                     Some(c) => c.merge(pipeline.counters()),
                     None => counters = Some(pipeline.counters().clone()),
@@ -311,6 +320,9 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
             "counter port.{name}.tx_full_drops {}",
             io.tx_full_drops.get(p).unwrap_or(&0)
         );
+    }
+    for (w, rx) in per_worker.iter().enumerate() {
+        println!("counter worker.{w}.rx_packets {rx}");
     }
     println!("counter io.alloc_failures {}", io.alloc_failures);
     println!("counter io.events_dropped {}", io.events_dropped);

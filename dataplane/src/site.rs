@@ -319,10 +319,9 @@ impl SiteTables {
 
     /// The router's address to send from on `port` toward `peer`: for a link-local peer the
     /// port's link-local address; else a global address on that
-    /// port in the same /64 as `peer`, then one in the same ISP prefix as `peer`, then the
-    /// port's first global address, then (for ports without global addresses, i.e. an ISP
-    /// uplink) a router address inside the prefix of an ISP on that port, then the port's
-    /// link-local address.
+    /// port in the same /64 as `peer`, then one in the same ISP prefix as `peer`, then (on
+    /// an ISP uplink) a router address inside the prefix of that ISP, then the port's first
+    /// global address, then the port's link-local address.
     pub fn source_for(&self, port: usize, peer: Addr) -> Option<Addr> {
         let p = self.ports.get(port)?;
         // A link-local peer is answered from the link-local address (same scope, RFC 6724).
@@ -337,13 +336,15 @@ impl SiteTables {
                 return Some(*a);
             }
         }
-        if let Some(a) = p.addrs.first() {
-            return Some(*a);
-        }
+        // Toward an uplink, an address inside that ISP's prefix passes its ingress filter
+        // (the uplink's own link address may not).
         for isp in self.isps.iter().filter(|s| s.port == Some(port)) {
             if let Some(a) = self.own_global.iter().find(|a| isp.prefix.contains(**a)) {
                 return Some(*a);
             }
+        }
+        if let Some(a) = p.addrs.first() {
+            return Some(*a);
         }
         Some(p.link_local)
     }
