@@ -13,19 +13,22 @@
 //! (synced at the start of every burst) and writes only its own counters, so the hot path
 //! takes no lock and writes no shared cache line.
 //!
+//! `held.rs` sends or answers the packets that waited for their next hop; `originate.rs`
+//! answers datagrams reassembled from fragments and routes what the router itself sends.
+//!
 //! Nothing here allocates per packet: per-packet state lives in fixed arrays sized for
 //! [`MAX_BURST`]; the hold queue and the queue of generated frames are bounded and reuse
 //! their buffers.
 
-use crate::buf::{PacketBuf, VecBuf};
+mod held;
+mod originate;
+
+use crate::buf::PacketBuf;
 use crate::control::WorkerTables;
 use crate::isp::IspTable;
 use crate::neighbor::datapath::{HoldMeta, HoldQueue, Lookup, Resolver};
 use crate::neighbor::{NeighborEvent, Trigger};
 use crate::net::addr::{self, Addr};
-use crate::net::ethernet::{self, ethertype};
-use crate::net::frag;
-use crate::net::ipv6::{self, proto};
 use crate::nodes::classify::{self, Disposition, Parsed};
 use crate::nodes::icmp_error::{self, Kind, TokenBucket};
 use crate::nodes::reassembly::{self, Reassembler};
@@ -256,99 +259,6 @@ impl Pipeline {
     pub fn sync(&mut self) {
         self.resolver.sync();
         self.isps.sync();
-    }
-
-    /// Between bursts: syncs the tables and sends the held packets whose next hop resolved
-    /// (through [`Self::drain_generated`]), or answers those whose resolution failed or
-    /// timed out with Destination Unreachable code 3 (RFC 4861 section 7.2.2).
-    pub fn service(&mut self, now: u64) {
-        self.sync();
-        self.expire_fragments(now);
-        if self.held.is_empty() {
-            return;
-        }
-        // Only when the replica changed, or now and then for the timeouts.
-        let generation = self.resolver.table().generation();
-        if generation == self.held_checked.0
-            && now.saturating_sub(self.held_checked.1) < 100_000_000
-        {
-            return;
-        }
-        self.held_checked = (generation, now);
-        let hold_timeout = self.hold_timeout_ns;
-        let resolver = &self.resolver;
-        let mut ready = Vec::new();
-        self.held.take_ready(
-            |m| {
-                matches!(
-                    resolver.peek(m.out_port, m.next_hop),
-                    Lookup::Mac(_) | Lookup::Failed
-                ) || now.saturating_sub(m.since) >= hold_timeout
-            },
-            |h| ready.push((h.meta, std::mem::take(&mut h.frame))),
-        );
-        for (meta, mut frame) in ready {
-            match self.resolver.peek(meta.out_port, meta.next_hop) {
-                Lookup::Mac(mac) => self.release(&meta, &mut frame, mac),
-                _ => self.fail_held(&meta, &frame, now),
-            }
-        }
-        self.counters.resolve = self.resolver.counters.clone();
-    }
-
-    fn release(&mut self, meta: &HoldMeta, frame: &mut [u8], mac: [u8; 6]) {
-        let Some(port_mac) = self.tables.ports.get(meta.out_port).map(|p| p.mac) else {
-            return;
-        };
-        if !adjacency::apply(frame, &meta.parsed, port_mac, mac, meta.originated)
-            || !self.generated.push(meta.out_port, frame)
-        {
-            self.counters.drop.count(DropCause::Adjacency(
-                adjacency::DropReason::NeighborUnresolved,
-            ));
-            return;
-        }
-        self.resolver.counters.released += 1;
-        if let Some(c) = self.counters.tx.get_mut(meta.out_port) {
-            c.add(frame.len());
-        }
-        if let Some(c) = meta.isp.and_then(|i| self.counters.isp_tx.get_mut(i)) {
-            c.add(frame.len());
-        }
-    }
-
-    fn fail_held(&mut self, meta: &HoldMeta, frame: &[u8], now: u64) {
-        self.resolver.counters.hold_failed += 1;
-        self.counters
-            .drop
-            .count(DropCause::Adjacency(adjacency::DropReason::NeighborFailed));
-        let kind = Kind::AddressUnreachable;
-        if !icmp_error::allowed(&meta.parsed, kind) || meta.originated {
-            self.counters.icmp.error_suppressed += 1;
-            return;
-        }
-        if !self.icmp_bucket.take(now) {
-            self.counters.icmp.other_ratelimited += 1;
-            return;
-        }
-        let Some(src) = self.tables.source_for(meta.rx_port, meta.parsed.src) else {
-            self.counters.icmp.error_no_source += 1;
-            return;
-        };
-        let Some(port_mac) = self.tables.ports.get(meta.rx_port).map(|p| p.mac) else {
-            return;
-        };
-        let mut b = VecBuf::with_room(frame, icmp_error::OVERHEAD, 0);
-        if icmp_error::build(&mut b, &meta.parsed, kind, src, port_mac).is_ok()
-            && self.generated.push(meta.rx_port, b.data())
-        {
-            self.counters.icmp.address_unreachable_sent += 1;
-            if let Some(c) = self.counters.tx.get_mut(meta.rx_port) {
-                c.add(b.len());
-            }
-        } else {
-            self.counters.icmp.error_no_room += 1;
-        }
     }
 
     fn process_chunk<B: PacketBuf>(
@@ -781,216 +691,6 @@ impl Pipeline {
                     send(&mut self.counters, next, i, rx, b.len());
                 }
                 Err(icmp_error::NoRoom) => self.counters.icmp.error_no_room += 1,
-            }
-        }
-    }
-
-    /// A datagram for the router, reassembled from fragments: processed like an unfragmented
-    /// one (extension headers, echo), its answer sent through [`Self::originate`] (which
-    /// fragments it when it exceeds the egress MTU). Neighbor Discovery is never accepted
-    /// in fragments (RFC 6980).
-    fn local_datagram(&mut self, rx: usize, src_mac: [u8; 6], packet: &[u8], now: u64) {
-        let Some(port_mac) = self.tables.ports.get(rx).map(|pt| pt.mac) else {
-            return;
-        };
-        let mut frame = Vec::with_capacity(ethernet::HEADER_LEN + packet.len());
-        frame.resize(ethernet::HEADER_LEN, 0);
-        ethernet::emit(&mut frame, port_mac, src_mac, None, ethertype::IPV6);
-        frame.extend_from_slice(packet);
-        let mut b = VecBuf::with_room(&frame, icmp_error::OVERHEAD, 0);
-        let mut p = Parsed::default();
-        if classify::classify_into(&mut b, &self.tables, rx, &mut p).1 != Disposition::Local {
-            self.counters
-                .drop
-                .count(DropCause::Local(local::DropReason::ToRouterUnhandled));
-            return;
-        }
-        let verdict = match p.chain_error {
-            Some(e) => exthdr::chain_error(e),
-            None => exthdr::process(
-                b.data().get(p.l3()..p.end()).unwrap_or(&[]),
-                addr::is_multicast(p.dst),
-            ),
-        };
-        match verdict {
-            exthdr::Verdict::Accept => {}
-            exthdr::Verdict::Drop(r) => {
-                self.counters.drop.count(DropCause::ExtHdr(r));
-                return;
-            }
-            exthdr::Verdict::Problem {
-                reason,
-                code,
-                pointer,
-            } => {
-                self.counters.drop.count(DropCause::ExtHdr(reason));
-                let kind = Kind::ParamProblem { code, pointer };
-                let from = self.tables.reply_source(p.dst);
-                if icmp_error::allowed(&p, kind)
-                    && self.icmp_bucket.take(now)
-                    && icmp_error::build(&mut b, &p, kind, from, port_mac).is_ok()
-                {
-                    self.counters.icmp.param_problem_sent += 1;
-                    let ip = b.data().get(ethernet::HEADER_LEN..).unwrap_or(&[]).to_vec();
-                    self.originate(&ip, Some((rx, src_mac)), now);
-                }
-                return;
-            }
-        }
-        match local::dispatch(&p) {
-            Ok(local::Handler::Echo) => {
-                let from = self.tables.reply_source(p.dst);
-                match echo::reply(&mut b, &p, port_mac, from) {
-                    Ok(()) => {
-                        self.counters.icmp.echo_replied += 1;
-                        let ip = b.data().get(ethernet::HEADER_LEN..).unwrap_or(&[]).to_vec();
-                        self.originate(&ip, Some((rx, src_mac)), now);
-                    }
-                    Err(r) => self.counters.drop.count(DropCause::Echo(r)),
-                }
-            }
-            Ok(local::Handler::Nd) | Err(_) => self
-                .counters
-                .drop
-                .count(DropCause::Local(local::DropReason::ToRouterUnhandled)),
-        }
-    }
-
-    /// Abandons reassemblies older than 60 s and answers those whose first fragment had
-    /// arrived with Time Exceeded code 1 (RFC 8200 section 4.5), from the router address
-    /// the fragments were sent to.
-    fn expire_fragments(&mut self, now: u64) {
-        let mut firsts: Vec<Vec<u8>> = Vec::new();
-        self.reassembler
-            .expire(now, &mut |f| firsts.push(f.to_vec()));
-        for first in firsts {
-            let Ok(h) = ipv6::Header::new_checked(&first[..]) else {
-                continue;
-            };
-            let (src, dst) = (
-                addr::from_bytes(h.src_addr()),
-                addr::from_bytes(h.dst_addr()),
-            );
-            let mut frame = vec![0u8; ethernet::HEADER_LEN];
-            frame.extend_from_slice(&first);
-            let p = Parsed {
-                l2_len: ethernet::HEADER_LEN as u8,
-                ip_len: first.len() as u32,
-                l4_proto: proto::FRAGMENT,
-                src,
-                dst,
-                ..Parsed::default()
-            };
-            let kind = Kind::ReassemblyTimeout;
-            if !icmp_error::allowed(&p, kind) || !self.icmp_bucket.take(now) {
-                self.counters.icmp.other_ratelimited += 1;
-                continue;
-            }
-            let mut b = VecBuf::with_room(&frame, icmp_error::OVERHEAD, 0);
-            let from = self.tables.reply_source(dst);
-            if icmp_error::build(&mut b, &p, kind, from, [0; 6]).is_ok() {
-                self.counters.icmp.time_exceeded_sent += 1;
-                let ip = b.data().get(ethernet::HEADER_LEN..).unwrap_or(&[]).to_vec();
-                self.originate(&ip, None, now);
-            }
-        }
-        self.counters.reassembly = self.reassembler.counters().clone();
-    }
-
-    /// Sends an IPv6 packet the router built outside a burst: to a link-local destination
-    /// back over `link` (port, MAC); to a LAN host through its neighbor entry; to the
-    /// Internet through the ISP that owns its source address (whose ingress filter accepts
-    /// it). Fragmented when larger than the egress MTU; held like a forwarded packet while
-    /// the next hop resolves.
-    fn originate(&mut self, packet: &[u8], link: Option<(usize, [u8; 6])>, now: u64) {
-        let Ok(h) = ipv6::Header::new_checked(packet) else {
-            return;
-        };
-        let (src, dst) = (
-            addr::from_bytes(h.src_addr()),
-            addr::from_bytes(h.dst_addr()),
-        );
-        let host_slot = self.tables.isps.len();
-        let (out_port, next_hop, isp, lookup) = if addr::is_link_local(dst) {
-            match link {
-                Some((port, mac)) => (port, dst, None, Lookup::Mac(mac)),
-                None => return,
-            }
-        } else if self.tables.in_site(dst) {
-            let Some(lan) = self.tables.lan_port else {
-                return;
-            };
-            let l = self
-                .resolver
-                .lookup(host_slot, lan, dst, Trigger::Inside, now);
-            (lan, dst, None, l)
-        } else {
-            let Some((isp, s)) = self
-                .tables
-                .owner_of(src)
-                .and_then(|i| Some((i, self.tables.isps.get(i)?.clone())))
-            else {
-                return;
-            };
-            let (Some(port), true) = (s.port, self.isp_usable(isp)) else {
-                return;
-            };
-            let l = match s.static_mac {
-                Some(mac) => Lookup::Mac(mac),
-                None => self
-                    .resolver
-                    .lookup(isp, port, s.next_hop, Trigger::Inside, now),
-            };
-            (port, s.next_hop, Some(isp), l)
-        };
-        let Some((port_mac, mtu)) = self.tables.ports.get(out_port).map(|pt| (pt.mac, pt.mtu))
-        else {
-            return;
-        };
-        let id = self.frag_id;
-        self.frag_id = self.frag_id.wrapping_add(1);
-        let mut frames: Vec<Vec<u8>> = Vec::new();
-        frag::fragment(packet, usize::from(mtu), id, &mut |f| {
-            let mut frame = vec![0u8; ethernet::HEADER_LEN];
-            frame.extend_from_slice(f);
-            frames.push(frame);
-        });
-        for mut frame in frames {
-            let parsed = Parsed {
-                l2_len: ethernet::HEADER_LEN as u8,
-                ip_len: (frame.len() - ethernet::HEADER_LEN) as u32,
-                src,
-                dst,
-                ..Parsed::default()
-            };
-            match lookup {
-                Lookup::Mac(mac) => {
-                    if adjacency::apply(&mut frame, &parsed, port_mac, mac, true)
-                        && self.generated.push(out_port, &frame)
-                    {
-                        if let Some(c) = self.counters.tx.get_mut(out_port) {
-                            c.add(frame.len());
-                        }
-                    }
-                }
-                Lookup::Unresolved => {
-                    let meta = HoldMeta {
-                        rx_port: out_port,
-                        out_port,
-                        next_hop,
-                        isp,
-                        parsed,
-                        originated: true,
-                        since: now,
-                    };
-                    if self.held.push(&frame, meta) {
-                        self.resolver.counters.held += 1;
-                    }
-                }
-                Lookup::Failed => self
-                    .counters
-                    .drop
-                    .count(DropCause::Adjacency(adjacency::DropReason::NeighborFailed)),
             }
         }
     }
