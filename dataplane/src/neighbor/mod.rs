@@ -82,7 +82,7 @@ pub enum Reach {
     /// Not confirmed lately (STALE, DELAY or PROBE at the owner): use it, and report the use
     /// so the owner starts unreachability detection (RFC 4861 section 7.3.3).
     Stale,
-    /// Resolution failed less than [`FAILED_HOLD_NS`] ago: packets to it are answered with
+    /// Resolution failed less than [`Timers::failed_hold_ns`] ago: packets to it are answered with
     /// Destination Unreachable code 3 (RFC 4861 section 7.2.2).
     Failed,
 }
