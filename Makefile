@@ -1,5 +1,5 @@
 # The front door. `make demo` and `make test` set the machine up first (idempotent).
-.PHONY: setup build demo test lint fmt clean lab-down
+.PHONY: setup build demo test lint fmt clean lab-down sim-soak
 
 setup:
 	@bash scripts/setup.sh
@@ -13,6 +13,11 @@ demo: setup
 
 test: setup
 	bash scripts/test.sh
+
+# The signaling simulation on 100,000 fresh seeds (a random range unless M6_SIM_FIRST is
+# given; the range is printed so a failure replays): `make sim-soak M6_SIM_SEEDS=1000000`.
+sim-soak: setup
+	M6_SIM_SEEDS=$${M6_SIM_SEEDS:-100000} M6_SIM_FIRST=$${M6_SIM_FIRST:-random} cargo test --release -p controlplane --test sim -- --nocapture
 
 lint:
 	cargo fmt --all -- --check

@@ -2640,3 +2640,312 @@ fn s7_8_late_duplicate_of_an_older_ur_is_acknowledged_not_applied() {
         "the older UR does not undo the newer one"
     );
 }
+
+// ------------------------------------------------------------------ locator sets kept in step
+//
+// Issue 7 section 3: at the end of a simulation run the two ends disagreed about a locator
+// set (seed 7340396 and about 1 in 3,000 others). Each end must know which Lsr(peer) the
+// peer holds (7.7, 7.13), and a late message must never undo a newer Update Request (7.8:
+// the peer accepts "the Lsl(receiver) that was communicated ... in the most recent Update
+// Request").
+
+/// Feeds `Activity` on both A1<->B1 contexts every 5 s for `d`: data keeps flowing, so no
+/// side goes idle (appendix A) while the control messages of a test are lost.
+fn run_with_traffic(w: &mut W, d: Duration) {
+    let end = w.now + d;
+    while w.now < end {
+        w.run_for(secs(5).min(end - w.now));
+        for node in 0..2 {
+            if let Some(key) = w.ctx(node).map(|c| c.key()) {
+                w.feed(node, Event::DataPath(DataPathEvent::Activity { key }));
+            }
+        }
+    }
+}
+
+#[test]
+fn s7_10_ur_given_up_without_ua_may_have_been_applied_and_is_signalled_again() {
+    // Sim seed 7340396: B tells A a grown Lsr(A) in an UR, then its DNS shrinks Lsr(A)
+    // back to what A held before. Every UA is lost and B gives up (7.10). A did apply the
+    // UR (7.8), so B must not assume A's view unchanged: it signals its view again.
+    let mut w = W::with(
+        EngineConfig {
+            context_idle_time: secs(60),
+            msl: secs(5),
+            max_rto: secs(16),
+            negative_ttl: secs(20),
+            ..cfg()
+        },
+        true,
+        true,
+    );
+    w.ptr.remove(&A2); // B's reverse lookup of A2 fails permanently (7.13)
+    w.open();
+    run_with_traffic(&mut w, secs(10));
+    let (a, b) = (w.ctx(0).unwrap(), w.ctx(1).unwrap());
+    assert_eq!(b.ls_peer(), LocSet::single(A1), "A2 excluded by B");
+    assert_eq!(a.ls_local(), b.ls_peer(), "told to A in an UR");
+    // Past the forward TTL (60 s) and the negative cache (20 s): A announces a new locator,
+    // B refreshes FQDN(A) (7.8), finds A2 again and tells A Lsr(A) = {A1, A2}; then PTR(A2)
+    // fails again and B's Lsr(A) is back to {A1}, what A held before. A's UAs are all lost.
+    run_with_traffic(&mut w, secs(80));
+    w.drop = Box::new(|from, _, _, r| from == 0 && matches!(r.message, Message::Ua(_)));
+    const A3: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xa, 3, 0, 0, 0, 1);
+    let host = w.e[0].host_of(&A1).unwrap();
+    w.feed(
+        0,
+        Event::Admin(AdminCommand::SetLocators {
+            host,
+            locators: vec![A1, A2, A3],
+        }),
+    );
+    run_with_traffic(&mut w, secs(2));
+    assert!(
+        w.sent_by(1, Code::Ur)
+            .iter()
+            .any(|(_, _, _, r)| matches!(&r.message,
+            Message::Ur(u) if u.lsr_receiver.contains(&A2))),
+        "B told A the grown Lsr(A)"
+    );
+    assert_eq!(w.ctx(0).unwrap().ls_local(), LocSet::from_slice(&[A1, A2]));
+    assert_eq!(w.ctx(1).unwrap().ls_peer(), LocSet::single(A1));
+    assert_eq!(w.ctx(1).unwrap().state, State::UrSent);
+    // B retransmits for X and gives up; then the UAs get through again.
+    run_with_traffic(&mut w, secs(75));
+    assert_eq!(w.ctx(1).unwrap().state, State::Established, "B gave up");
+    w.drop = Box::new(|_, _, _, _| false);
+    run_with_traffic(&mut w, secs(150));
+    let (a, b) = (w.ctx(0).unwrap(), w.ctx(1).unwrap());
+    assert_eq!(
+        a.ls_local(),
+        b.ls_peer(),
+        "B signalled its view again after the unacknowledged UR"
+    );
+    assert_eq!(b.ls_peer(), LocSet::single(A1));
+}
+
+#[test]
+fn s7_10_unacknowledged_ur_is_given_up_only_when_no_copy_can_arrive() {
+    // After giving up, the next UR must not be overtaken by a late copy of the abandoned
+    // one: the peer may never have seen that one, so it cannot tell it is older (unlike a
+    // late copy of an UR it applied, 7.8). The last copy is at least MSL old at give-up.
+    let msl = secs(30);
+    let mut w = W::with(
+        EngineConfig {
+            context_idle_time: secs(60),
+            msl,
+            max_rto: secs(16),
+            ..cfg()
+        },
+        true,
+        true,
+    );
+    w.open();
+    run_with_traffic(&mut w, secs(2));
+    w.drop = Box::new(|from, _, _, r| from == 1 && matches!(r.message, Message::Ua(_)));
+    let host = w.e[0].host_of(&A1).unwrap();
+    w.feed(
+        0,
+        Event::Admin(AdminCommand::SetLocators {
+            host,
+            locators: vec![A1],
+        }),
+    );
+    let first = w.now;
+    run_with_traffic(&mut w, secs(61));
+    let last = w.sent_by(0, Code::Ur).last().unwrap().0;
+    assert!(last <= first + secs(60), "copies only within X (7.10)");
+    assert!(w.now < last + msl);
+    let wait = last + msl - w.now - Duration::from_millis(1);
+    run_with_traffic(&mut w, wait);
+    assert_eq!(
+        w.ctx(0).unwrap().state,
+        State::UrSent,
+        "still waiting while a copy may be in flight"
+    );
+    run_with_traffic(&mut w, secs(1));
+    assert_eq!(w.ctx(0).unwrap().state, State::Established, "given up");
+    assert_eq!(
+        w.sent_by(0, Code::Ur).last().unwrap().0,
+        last,
+        "no copy since"
+    );
+}
+
+#[test]
+fn s7_3_late_init_copy_does_not_undo_a_newer_ur() {
+    // Sim seed 10039962: a copy of A's INIT, delayed in the network, reaches B after A's
+    // UR. The INIT's Lsl(A) is older than the UR's: B keeps the UR's (7.3 updates "the
+    // existing context from the INIT", but 7.8 makes the most recent UR the one that
+    // counts; the peer sends INITs only before it is established, URs only after).
+    let mut w = W::established();
+    let (_, src, dst, old_init) = w.sent_by(0, Code::Init).remove(0);
+    let host = w.e[0].host_of(&A1).unwrap();
+    w.feed(
+        0,
+        Event::Admin(AdminCommand::SetLocators {
+            host,
+            locators: vec![A1],
+        }),
+    );
+    w.run_for(secs(1));
+    assert_eq!(w.ctx(1).unwrap().accept_peer(), LocSet::single(A1));
+    let acts = w.feed(
+        1,
+        Event::Received {
+            src,
+            dst,
+            repr: old_init.clone(),
+        },
+    );
+    assert!(
+        acts.iter().any(
+            |a| matches!(a, Action::Send { repr, .. } if matches!(repr.message, Message::Conf(_)))
+        ),
+        "still answered with a CONF (7.3)"
+    );
+    assert_eq!(
+        w.ctx(1).unwrap().accept_peer(),
+        LocSet::single(A1),
+        "the late INIT does not bring A2 back"
+    );
+    w.run_for(secs(2));
+    assert_eq!(w.ctx(0).unwrap().ls_local(), w.ctx(1).unwrap().ls_peer());
+    // An INIT of a new context at A (another label and birthday: A lost its state, 5.2) is
+    // not a late copy: its sets apply.
+    let Message::Init(mut m) = old_init.message.clone() else {
+        panic!()
+    };
+    m.flow_label = FlowLabel::new_truncated(m.flow_label.value() ^ 0x5a5a);
+    m.birthday += 1;
+    m.lsl_initiator = vec![A1, A2];
+    w.feed(
+        1,
+        Event::Received {
+            src,
+            dst,
+            repr: Repr {
+                nonce: old_init.nonce ^ 1,
+                message: Message::Init(m),
+                ..old_init
+            },
+        },
+    );
+    assert_eq!(
+        w.ctx(1).unwrap().accept_peer(),
+        LocSet::from_slice(&[A1, A2])
+    );
+}
+
+#[test]
+fn s7_6_conf_after_an_applied_ur_keeps_the_urs_sets() {
+    // Sim seeds 71901, 22097, 26588: crossing INITs (4.3.1). B is established, A still in
+    // INIT-SENT, knows F(B) from B's INIT and so accepts B's UR (7.8). B's CONF for A's
+    // INIT, sent before that UR but delivered after it, must not bring back B's old Lsl.
+    let mut w = W::new();
+    // Hold B's CONFs; deliver the first one by hand at the end.
+    w.drop = Box::new(|from, _, _, r| from == 1 && matches!(r.message, Message::Conf(_)));
+    w.open();
+    w.feed(
+        1,
+        Event::Admin(AdminCommand::Open {
+            aid_local: B1,
+            aid_peer: A1,
+        }),
+    );
+    w.run_for(secs(1));
+    assert_eq!(w.ctx(1).unwrap().state, State::Established);
+    assert_eq!(w.ctx(0).unwrap().state, State::InitSent);
+    let (_, src, dst, conf) = w.sent_by(1, Code::Conf).remove(0);
+    let Message::Conf(c) = &conf.message else {
+        panic!()
+    };
+    assert_eq!(
+        LocSet::from_slice(c.lsl_responder.as_deref().unwrap()),
+        LocSet::from_slice(&[B1, B2])
+    );
+    let host = w.e[1].host_of(&B1).unwrap();
+    w.feed(
+        1,
+        Event::Admin(AdminCommand::SetLocators {
+            host,
+            locators: vec![B1],
+        }),
+    );
+    w.run_for(Duration::from_millis(100));
+    assert_eq!(w.ctx(0).unwrap().accept_peer(), LocSet::single(B1));
+    w.drop = Box::new(|_, _, _, _| false);
+    w.feed(
+        0,
+        Event::Received {
+            src,
+            dst,
+            repr: conf,
+        },
+    );
+    assert_eq!(w.ctx(0).unwrap().state, State::Established);
+    assert_eq!(
+        w.ctx(0).unwrap().accept_peer(),
+        LocSet::single(B1),
+        "the CONF's older Lsl(B) does not undo the UR"
+    );
+    w.run_for(secs(5));
+    let (a, b) = (w.ctx(0).unwrap(), w.ctx(1).unwrap());
+    assert_eq!(a.ls_peer(), b.ls_local());
+    assert_eq!(a.ls_local(), b.ls_peer());
+}
+
+#[test]
+fn s7_12_uc_quoting_a_source_locator_withdrawn_since_is_accepted() {
+    // Sim seed 20650432: A sends data from A2, then renumbers A2 away (4.5); B, rebooted,
+    // answers the packet in flight with a UC quoting source A2. That packet is "consistent
+    // with a packet that the host might have sent recently" (7.12), so the UC counts.
+    let mut w = W::established();
+    let host = w.e[0].host_of(&A1).unwrap();
+    w.feed(
+        0,
+        Event::Admin(AdminCommand::SetLocators {
+            host,
+            locators: vec![A1],
+        }),
+    );
+    w.run_for(secs(1));
+    assert_eq!(w.ctx(0).unwrap().lsl_local, LocSet::single(A1));
+    let mut repr = uc(&w, BD_B + 1);
+    if let Message::Uc(m) = &mut repr.message {
+        m.invoking_packet = ipv6(A2, B1, m.flow_label);
+    }
+    let mut foreign = repr.clone();
+    if let Message::Uc(m) = &mut foreign.message {
+        m.invoking_packet = ipv6(X, B1, m.flow_label);
+    }
+    let acts = w.feed(
+        0,
+        Event::Received {
+            src: B1,
+            dst: A1,
+            repr: foreign,
+        },
+    );
+    assert!(
+        !acts
+            .iter()
+            .any(|a| matches!(a, Action::Notice(Notice::PeerLostState { .. }))),
+        "a source A never had is still refused"
+    );
+    let acts = w.feed(
+        0,
+        Event::Received {
+            src: B1,
+            dst: A1,
+            repr,
+        },
+    );
+    assert!(acts.iter().any(|a| matches!(
+        a,
+        Action::Notice(Notice::PeerLostState {
+            peer_rebooted: true,
+            ..
+        })
+    )));
+}

@@ -73,11 +73,16 @@ pub struct Context {
     pub f_peer: Option<FlowLabel>,
     /// Lsl(local) as announced to the peer for this context.
     pub lsl_local: LocSet,
+    /// Locators this context announced in Lsl(local) earlier and withdrew since (4.5):
+    /// packets sent from them may still be in flight, so a UC quoting one is still
+    /// "consistent with a packet that the host might have sent recently" (7.12).
+    pub(crate) lsl_local_withdrawn: LocSet,
     /// Lsr(local): our locators as the peer found them in the DNS (told in INIT/CC/CONF/UR).
     pub lsr_local: Option<LocSet>,
-    /// `lsr_local` came from a UR: a late CONF (crossing INITs) carries an older view and
-    /// must not replace it.
-    pub(crate) lsr_local_from_ur: bool,
+    /// `lsl_peer` and `lsr_local` came from an UR of the current peer context: late
+    /// handshake messages of that context (a duplicate INIT, a CONF) carry older sets and
+    /// must not replace them (7.8 "the most recent Update Request").
+    pub(crate) sets_from_ur: bool,
     /// Nonces of the last URs applied, newest last: a late duplicate of an older UR is
     /// acknowledged but not applied again (it would undo a newer UR).
     pub(crate) ur_applied: Vec<u64>,
@@ -89,9 +94,12 @@ pub struct Context {
     /// peer processed it (or the CCR echoing it), or from an UR once acknowledged; `None`
     /// if not known.
     pub(crate) lsr_peer_told: Option<LocSet>,
-    /// Lsr(peer) put in a CONF: the peer may or may not have applied it (a CONF for a
-    /// duplicate INIT is discarded by an established peer, 7.6).
-    pub(crate) conf_lsr: Option<LocSet>,
+    /// Lsr(peer) sets the peer may hold instead of `lsr_peer_told`, because they went out
+    /// in a message that may or may not have been applied: a CONF (one for a duplicate INIT
+    /// is discarded by an established peer, 7.6) or an UR that was given up without a UA
+    /// (its UA may be what was lost, 7.9, 7.10). Cleared by the next UA: the peer then holds
+    /// that UR's set and ignores late copies of the others (see `Engine::on_ur`).
+    pub(crate) lsr_peer_maybe: Vec<LocSet>,
     /// Peer locators verified by forward + reverse DNS, or the AID by return routability.
     /// Lsv(peer) is this set intersected with Ls(peer).
     pub verified: LocSet,
@@ -187,13 +195,63 @@ impl Context {
         }
     }
 
-    /// Ls(peer) as the peer computes it from what we told it (for the UR decision).
-    pub(crate) fn ls_peer_as_told(&self) -> LocSet {
+    /// Ls(peer) as the peer computes it (its Ls(local)) when it holds `lsr` as its
+    /// Lsr(local), or none (then its Lsl alone).
+    fn ls_peer_if_told(&self, lsr: Option<&LocSet>) -> LocSet {
         let lsl = self.accept_peer();
-        match &self.lsr_peer_told {
+        match lsr {
             Some(lsr) => LocSet::intersect_with_aid(&lsl, lsr, self.aid_peer),
             None => lsl,
         }
+    }
+
+    /// Whether the peer's Ls(local) may differ from our Ls(peer): what it was told for sure,
+    /// or any set it may have applied (`lsr_peer_maybe`), gives another set (for the UR
+    /// decision, 7.7, 7.13).
+    pub(crate) fn peer_view_may_differ(&self) -> bool {
+        let ours = self.ls_peer();
+        self.ls_peer_if_told(self.lsr_peer_told.as_ref()) != ours
+            || self
+                .lsr_peer_maybe
+                .iter()
+                .any(|lsr| self.ls_peer_if_told(Some(lsr)) != ours)
+    }
+
+    /// A handshake message (INIT, CCR, CONF) from the peer context with label `f` and
+    /// birthday `birthday` arrived. If we knew another peer context (the peer lost its state
+    /// and started again, 5.2), what the old one told us in URs, and what we told it, no
+    /// longer holds. Returns whether the message's locator sets may be applied: not when
+    /// they come from the peer context whose UR we applied, since the peer sends handshake
+    /// messages before its URs and a late copy carries older sets than the UR's (7.8 "the
+    /// most recent Update Request").
+    pub(crate) fn handshake_sets_apply(&mut self, f: FlowLabel, birthday: u32) -> bool {
+        let new_peer_context = self
+            .f_peer
+            .is_some_and(|known| known != f || self.peer_birthday != Some(birthday));
+        if new_peer_context {
+            self.ur_applied.clear();
+            self.sets_from_ur = false;
+            self.lsr_peer_maybe.clear();
+            // Our INIT copies still carry `lsr_peer_told`, and the new peer context applies
+            // the one it answers; after establishment it has been told nothing yet.
+            if self.state != State::InitSent {
+                self.lsr_peer_told = None;
+            }
+        }
+        !self.sets_from_ur
+    }
+
+    /// Records that a message carrying `lsr` as the peer's Lsr may or may not have been
+    /// applied by the peer.
+    pub(crate) fn peer_may_hold(&mut self, lsr: LocSet) {
+        if self.lsr_peer_told.as_ref() == Some(&lsr) || self.lsr_peer_maybe.contains(&lsr) {
+            return;
+        }
+        // Bounded: the oldest possibility goes (a UA settles them all anyway).
+        if self.lsr_peer_maybe.len() >= 4 {
+            self.lsr_peer_maybe.remove(0);
+        }
+        self.lsr_peer_maybe.push(lsr);
     }
 
     /// Lsv(peer): the verified subset of Ls(peer) (section 2.1) — the only destinations.

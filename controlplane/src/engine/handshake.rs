@@ -43,13 +43,14 @@ impl Engine {
             f_local,
             f_peer: None,
             lsl_local,
+            lsl_local_withdrawn: LocSet::new(),
             lsr_local: None,
-            lsr_local_from_ur: false,
+            sets_from_ur: false,
             ur_applied: Vec::new(),
             lsl_peer: None,
             lsr_peer: None,
             lsr_peer_told: None,
-            conf_lsr: None,
+            lsr_peer_maybe: Vec::new(),
             verified: LocSet::new(),
             lp_peer: None,
             lp_candidate: None,
@@ -382,13 +383,17 @@ impl Engine {
                     self.enter_closing(id, now, out);
                 }
                 RetxKind::Ur => {
-                    // Unacknowledged: the peer's view is unchanged; try again later (the
-                    // idle timer re-evaluates).
+                    // Unacknowledged: the peer may have applied the UR and only the UA was
+                    // lost (7.9), or never got it. Both views stay possible until a later
+                    // UR is acknowledged; try again later (the idle timer re-evaluates).
+                    // No copy of this UR is still in flight (the last one was sent at least
+                    // MSL ago, below), so it cannot overtake the next UR.
                     if ctx.state == State::UrSent {
                         ctx.state = State::Established;
                     }
-                    if let Some((_, local)) = ctx.ur_sent.take() {
+                    if let Some((lsr, local)) = ctx.ur_sent.take() {
                         ctx.ur_pending |= local;
+                        ctx.peer_may_hold(lsr);
                     }
                 }
                 RetxKind::Close => self.discard(id, now, out),
@@ -416,7 +421,13 @@ impl Engine {
         if let Some((src, dst, repr)) = self.build_retx(id, kind, attempt) {
             self.send(src, dst, repr, out);
         }
-        let at = (now + self.jittered(rto)).min(limit.max(now + Duration::from_millis(1)));
+        let mut at = (now + self.jittered(rto)).min(limit.max(now + Duration::from_millis(1)));
+        if kind == RetxKind::Ur && at >= limit {
+            // The last copy: give up only once it cannot arrive any more (MSL), so that a
+            // late copy of an abandoned UR, which the peer has never seen and so cannot
+            // recognise as old, never lands after the next UR and undoes it (7.8, 7.10).
+            at = at.max(now + self.cfg.msl);
+        }
         let t = self.arm_timer(TimerPurpose::Retransmit(id), at, out);
         if let Some(r) = self.contexts.get_mut(&id).and_then(|c| c.retx.as_mut()) {
             r.timer = t;
@@ -543,10 +554,13 @@ impl Engine {
             self.stats.dropped += 1;
             return;
         }
-        let mut lsl_peer = LocSet::from_slice(&m.lsl_initiator);
-        lsl_peer.insert(ctx.aid_peer);
-        ctx.lsl_peer = Some(lsl_peer);
-        if !ctx.lsr_local_from_ur {
+        // A late copy of an INIT whose context already sent us an UR must not undo it; an
+        // INIT from a new peer context (5.2) starts afresh (`handshake_sets_apply`). A
+        // crossing INIT (4.3.1) in INIT-SENT has no F(peer) to compare yet.
+        if ctx.handshake_sets_apply(m.flow_label, m.birthday) {
+            let mut lsl_peer = LocSet::from_slice(&m.lsl_initiator);
+            lsl_peer.insert(ctx.aid_peer);
+            ctx.lsl_peer = Some(lsl_peer);
             ctx.lsr_local = Some(LocSet::from_slice(&m.lsr_responder));
         }
         ctx.peer_birthday = Some(m.birthday);
@@ -554,10 +568,10 @@ impl Engine {
         ctx.last_peer_src = src;
         ctx.last_local_dst = dst;
         // The CONF tells the peer our view Lsr(peer) when we have one (not known to be
-        // applied: see `conf_lsr`).
+        // applied: see `lsr_peer_maybe`).
         let lsr_told = ctx.lsr_peer.clone();
-        if lsr_told.is_some() {
-            ctx.conf_lsr = lsr_told.clone();
+        if let Some(lsr) = &lsr_told {
+            ctx.peer_may_hold(lsr.clone());
         }
         let (host, aid_local, aid_peer, f_local) =
             (ctx.host, ctx.aid_local, ctx.aid_peer, ctx.f_local);
@@ -735,10 +749,10 @@ impl Engine {
                 self.stats.dropped += 1;
                 return;
             }
-            let mut lsl_peer = LocSet::from_slice(&m.lsl_initiator);
-            lsl_peer.insert(ctx.aid_peer);
-            ctx.lsl_peer = Some(lsl_peer);
-            if !ctx.lsr_local_from_ur {
+            if ctx.handshake_sets_apply(s.initiator_flow_label, s.initiator_birthday) {
+                let mut lsl_peer = LocSet::from_slice(&m.lsl_initiator);
+                lsl_peer.insert(ctx.aid_peer);
+                ctx.lsl_peer = Some(lsl_peer);
                 ctx.lsr_local = Some(LocSet::from_slice(&m.lsr_responder));
             }
             ctx.peer_birthday = Some(s.initiator_birthday);
@@ -780,7 +794,7 @@ impl Engine {
             let mut lsl_local = LocSet::from_slice(&m.lsl_responder);
             lsl_local.insert(ctx.aid_local);
             ctx.lsl_local = lsl_local;
-            if !ctx.lsr_local_from_ur {
+            if !ctx.sets_from_ur {
                 ctx.lsr_local = Some(LocSet::from_slice(&m.lsr_responder));
             }
             ctx.peer_birthday = Some(s.initiator_birthday);
@@ -840,8 +854,8 @@ impl Engine {
         ctx.last_peer_src = src;
         ctx.last_local_dst = dst;
         let lsr = ctx.lsr_peer.clone();
-        if lsr.is_some() {
-            ctx.conf_lsr = lsr.clone();
+        if let Some(l) = &lsr {
+            ctx.peer_may_hold(l.clone());
         }
         let repr = Repr {
             rewrite_ok: false,
@@ -894,16 +908,17 @@ impl Engine {
             self.stats.dropped += 1;
             return;
         }
+        // In INIT-SENT after a crossing INIT we know F(peer) and may already have applied an
+        // UR of the peer, sent after this CONF: the CONF's sets are then older.
+        let apply = ctx.handshake_sets_apply(m.flow_label, m.birthday);
         ctx.peer_birthday = Some(m.birthday);
         ctx.last_rx = now;
         ctx.last_peer_src = src;
         ctx.last_local_dst = dst;
-        if let Some(lsr) = &m.lsr_initiator {
-            if !ctx.lsr_local_from_ur {
-                ctx.lsr_local = Some(LocSet::from_slice(lsr));
-            }
+        if let (Some(lsr), true) = (&m.lsr_initiator, apply) {
+            ctx.lsr_local = Some(LocSet::from_slice(lsr));
         }
-        if let Some(lsl) = &m.lsl_responder {
+        if let (Some(lsl), true) = (&m.lsl_responder, apply) {
             let mut s = LocSet::from_slice(lsl);
             s.insert(ctx.aid_peer);
             ctx.lsl_peer = Some(s);

@@ -61,11 +61,9 @@ impl Engine {
             return;
         };
         // Without our own DNS view there is nothing to tell about the peer's locators. The
-        // peer holds what it was told for sure, or possibly a CONF's Lsr: if that differs
-        // from our current view, tell it again.
-        let unsure =
-            ctx.lsr_peer_told.is_none() && ctx.conf_lsr.is_some() && ctx.conf_lsr != ctx.lsr_peer;
-        let differs = ctx.lsr_peer.is_some() && (unsure || ctx.ls_peer_as_told() != ctx.ls_peer());
+        // peer holds what it was told for sure, or possibly the Lsr of a CONF or of an
+        // unacknowledged UR: if any of these differs from our current view, tell it again.
+        let differs = ctx.lsr_peer.is_some() && ctx.peer_view_may_differ();
         if !(ctx.ur_pending || differs) || ctx.f_peer.is_none() {
             return;
         }
@@ -231,7 +229,7 @@ impl Engine {
             .is_some_and(|lsr| !lsl_peer.is_subset(lsr));
         ctx.lsl_peer = Some(lsl_peer);
         ctx.lsr_local = Some(LocSet::from_slice(&m.lsr_receiver));
-        ctx.lsr_local_from_ur = true;
+        ctx.sets_from_ur = true;
         ctx.last_rx = now;
         ctx.last_peer_src = src;
         ctx.last_local_dst = dst;
@@ -295,7 +293,10 @@ impl Engine {
         ctx.state = State::Established;
         ctx.last_rx = now;
         if let Some((lsr, _)) = ctx.ur_sent.take() {
+            // The peer applied this UR and ignores late copies of earlier URs and CONFs, so
+            // the other possibilities are gone.
             ctx.lsr_peer_told = Some(lsr);
+            ctx.lsr_peer_maybe.clear();
         }
         let t = ctx.retx.take().map(|r| r.timer);
         self.cancel_timer(t, out);
@@ -336,6 +337,12 @@ impl Engine {
             let lsl = self.announced_lsl(host, aid);
             if let Some(ctx) = self.contexts.get_mut(&id) {
                 if ctx.lsl_local != lsl {
+                    for l in ctx.lsl_local.iter().filter(|l| !lsl.contains(l)) {
+                        ctx.lsl_local_withdrawn.insert(*l);
+                    }
+                    for l in &lsl {
+                        ctx.lsl_local_withdrawn.remove(l);
+                    }
                     ctx.lsl_local = lsl;
                     ctx.ur_pending = true;
                 }
@@ -716,7 +723,10 @@ fn invoking_packet_matches(ctx: &Context, flow: FlowLabel, pkt: &[u8]) -> bool {
     let (Some(s), Some(d)) = (addr(8..24), addr(24..40)) else {
         return false;
     };
+    // The source may be a locator withdrawn after the packet left (renumbering, 4.5).
     fl == flow.value()
-        && (ctx.lsl_local.contains(&s) || s == ctx.aid_local)
+        && (ctx.lsl_local.contains(&s)
+            || s == ctx.aid_local
+            || ctx.lsl_local_withdrawn.contains(&s))
         && ctx.accept_peer().contains(&d)
 }
