@@ -162,6 +162,17 @@ impl Masked {
 /// The /64 part of an address.
 const SUBNET: u128 = u128::MAX << 64;
 
+/// The subnet-router anycast addresses (RFC 4291 section 2.6.1) of `addresses`' /64s.
+fn anycast_of(addresses: &[Ipv6Addr]) -> Vec<Addr> {
+    let mut v: Vec<Addr> = addresses
+        .iter()
+        .map(|a| addr::from_std(a) & SUBNET)
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
 /// What a port is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -180,13 +191,22 @@ pub struct PortTable {
     pub role: Role,
     /// IPv6 MTU of the link, octets.
     pub mtu: u16,
+    /// Subnet-router anycast addresses of the link (LAN only, see [`SiteTables::anycast`]).
+    pub anycast: Vec<Addr>,
 }
 
 impl PortTable {
-    /// Whether `a` is one of the router's addresses on this link (link-local included).
+    /// Whether `a` is one of the router's unicast addresses on this link (link-local
+    /// included).
     #[inline]
     pub fn is_own(&self, a: Addr) -> bool {
         a == self.link_local || self.addrs.contains(&a)
+    }
+
+    /// Whether `a` is a subnet-router anycast address of this link.
+    #[inline]
+    pub fn is_anycast(&self, a: Addr) -> bool {
+        self.anycast.contains(&a)
     }
 }
 
@@ -208,8 +228,9 @@ pub struct SiteTables {
     pub isps: Vec<IspState>,
     /// Every global address of the router, on any port.
     pub own_global: Vec<Addr>,
-    /// The subnet-router anycast address of every /64 the router has an address in
-    /// (RFC 4291 section 2.6.1: every router answers it).
+    /// The subnet-router anycast address of every LAN /64 the router has an address in
+    /// (RFC 4291 section 2.6.1). Not on uplinks: on a /127 point-to-point link the
+    /// "anycast" address is the other router's (RFC 6164 section 5).
     pub anycast: Vec<Addr>,
     pub lan_port: Option<usize>,
 }
@@ -233,6 +254,11 @@ impl SiteTables {
                     Role::Unused
                 },
                 mtu: p.mtu,
+                anycast: if Some(i) == lan_port {
+                    anycast_of(&p.addresses)
+                } else {
+                    Vec::new()
+                },
             })
             .collect();
         let isps = site
@@ -250,9 +276,10 @@ impl SiteTables {
             .iter()
             .flat_map(|p| p.addresses.iter().map(addr::from_std))
             .collect();
-        let mut anycast: Vec<Addr> = own_global.iter().map(|a| a & SUBNET).collect();
-        anycast.sort_unstable();
-        anycast.dedup();
+        let anycast = lan_port
+            .and_then(|l| site.ports.get(l))
+            .map(|p| anycast_of(&p.addresses))
+            .unwrap_or_default();
         SiteTables {
             ports,
             isps,
@@ -289,6 +316,25 @@ impl SiteTables {
     #[inline]
     pub fn is_own(&self, port: &PortTable, a: Addr) -> bool {
         a == port.link_local || self.own_global.contains(&a) || self.anycast.contains(&a)
+    }
+
+    /// Whether `a` can be a neighbor on `port`: a link-local address, an address in the /64
+    /// of one of the router's addresses there, or the next hop of an ISP on that port.
+    pub fn on_link(&self, port: usize, a: Addr) -> bool {
+        if addr::is_link_local(a) {
+            return true;
+        }
+        if addr::is_multicast(a) || addr::is_unspecified(a) || addr::is_loopback(a) {
+            return false;
+        }
+        let Some(p) = self.ports.get(port) else {
+            return false;
+        };
+        p.addrs.iter().any(|x| (x ^ a) & SUBNET == 0)
+            || self
+                .isps
+                .iter()
+                .any(|s| s.port == Some(port) && s.next_hop == a)
     }
 
     /// The unicast address to answer from when a packet was sent to `a`: `a` itself, or for

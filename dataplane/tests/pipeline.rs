@@ -878,7 +878,7 @@ fn options_routing_headers_and_long_chains_to_the_router_get_parameter_problems(
             1,
             40,
         ),
-        (to_router(60, &chain(9, 58), b""), 7, 40 + 64),
+        (to_router(60, &chain(9, 58), b""), 8, 40 + 64),
     ] {
         let (next, out) = run(&mut pl, LAN, &frame, 0);
         assert_eq!(next, Next::Tx(LAN));
@@ -1201,6 +1201,16 @@ fn drop_cases() -> Vec<Case> {
         Case {
             setup: |pl| pl.fail(ISP1, ip("fe80::1")),
             ..case("isp_next_hop_down", LAN, good.clone())
+        },
+        Case {
+            // An echo from the Internet to the router's PA2 address arrives through ISP1
+            // while ISP2, which owns PA2, is down.
+            setup: |pl| pl.set_isp_admin(1, false),
+            ..case(
+                "echo_owner_isp_down",
+                ISP1,
+                echo_request(ISP1_PORT_MAC, ISP1_MAC, PEER, "2001:db8:2:1::1", b"e"),
+            )
         },
     ]
 }
@@ -1572,4 +1582,72 @@ fn atomic_fragments_are_processed_alone() {
     let g = generated(&mut pl);
     assert_eq!(g.len(), 1);
     assert_eq!(g[0].1[54], 129);
+}
+
+#[test]
+fn solicitations_for_the_subnet_router_anycast_address_are_answered_without_override() {
+    let mut pl = pipeline();
+    let ns = ns_frame(
+        [0x33, 0x33, 0xff, 0, 0, 0],
+        HOST_MAC,
+        "fe80::10",
+        "ff02::1:ff00:0",
+        "2001:db8:1:1::",
+        Some(HOST_MAC),
+    );
+    let (next, out) = run(&mut pl, LAN, &ns, 0);
+    assert_eq!(next, Next::Tx(LAN));
+    let want = na_frame(
+        HOST_MAC,
+        LAN_MAC,
+        "2001:db8:1:1::",
+        "fe80::10",
+        "2001:db8:1:1::",
+        0xc0, // Router and Solicited, not Override (RFC 4861 7.2.4)
+        Some(LAN_MAC),
+    );
+    assert_eq!(out, want);
+    // Uplinks have none (RFC 6164 5: on a /127 it would be the ISP router's address).
+    let ns = ns_frame(
+        [0x33, 0x33, 0xff, 0, 0, 0],
+        ISP1_MAC,
+        "fe80::1",
+        "ff02::1:ff00:0",
+        "2001:db8:ff01::",
+        Some(ISP1_MAC),
+    );
+    assert_eq!(run(&mut pl, ISP1, &ns, 0).0, Next::Drop);
+}
+
+#[test]
+fn no_error_answers_a_transit_icmpv6_error_behind_extension_headers() {
+    // RFC 4443 2.4 (e.1), for a packet the transit walk does not read to its upper layer:
+    // a Destination Unreachable behind a Destination Options header, hop limit 1.
+    let mut pl = resolved();
+    let mut payload = vec![58, 0, 1, 4, 0, 0, 0, 0];
+    payload.extend_from_slice(&[1, 4, 0, 0, 0, 0, 0, 0]);
+    let f = ip_frame(LAN_MAC, HOST_MAC, HOST1, PEER, 1, 60, &payload);
+    assert_eq!(run(&mut pl, LAN, &f, 0).0, Next::Drop);
+    assert_eq!(c(&pl, "icmp.error_suppressed"), 1);
+    // An echo request in the same place does get its Time Exceeded.
+    payload[8] = 128;
+    let f = ip_frame(LAN_MAC, HOST_MAC, HOST1, PEER, 1, 60, &payload);
+    assert_eq!(run(&mut pl, LAN, &f, 0).0, Next::Tx(LAN));
+    assert_eq!(c(&pl, "icmp.time_exceeded_sent"), 1);
+}
+
+#[test]
+fn spoofed_lan_sources_cost_no_resolution() {
+    // Off-link sources from the LAN (not in a LAN /64) never reach the owner's budget.
+    let mut pl = resolved();
+    for i in 0..100u16 {
+        let src = format!("2001:db8:1:{:x}::10", 0x100 + i);
+        run(&mut pl, LAN, &outbound(&src, 64, 8), 0);
+    }
+    let sent = pl.step(0);
+    assert!(
+        sent.iter().all(|(p, _)| *p != LAN),
+        "no solicitation on the LAN: {sent:?}"
+    );
+    assert_eq!(c(&pl, "resolve.needed_reported"), 0);
 }

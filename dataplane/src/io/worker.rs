@@ -84,9 +84,10 @@ pub fn run_worker(
     };
     let mut rx_burst: Vec<Mbuf> = Vec::with_capacity(BURST_SIZE);
     let mut next = [Next::Drop; BURST_SIZE];
-    // Every RX queue's burst may go to one port, plus router-originated frames: sized so
-    // that the hot loop never reallocates.
-    let tx_room = (plan.rx.len() + 1) * BURST_SIZE;
+    // Every RX queue's burst may go to one port, plus the frames the pipeline and the
+    // control thread originate (released held packets at most MAX_HELD): sized so that the
+    // loop does not reallocate in steady state.
+    let tx_room = (plan.rx.len() + 1) * BURST_SIZE + crate::neighbor::datapath::MAX_HELD;
     let mut tx_bursts: Vec<Vec<Mbuf>> = (0..ports).map(|_| Vec::with_capacity(tx_room)).collect();
     // Dropped mbufs are freed together, one DPDK call per loop instead of one per packet.
     let mut dropped: Vec<Mbuf> = Vec::with_capacity(tx_room * ports.max(1));

@@ -39,6 +39,9 @@ pub const MAX_EVENTS: usize = 1024;
 pub const MAX_HELD_PER_NEIGHBOR: usize = 3;
 /// Packets held per worker at most.
 pub const MAX_HELD: usize = 256;
+/// Of those, packets from the Internet side toward LAN hosts at most, so that a scan of the
+/// LAN prefix cannot crowd out the first packets of flows from inside (RFC 6583).
+pub const MAX_HELD_OUTSIDE: usize = 64;
 
 named_counters! {
     /// The worker's neighbor counters (`resolve.*`).
@@ -274,8 +277,22 @@ pub struct HoldMeta {
     pub parsed: Parsed,
     /// The router originated it (its hop limit is not decremented).
     pub originated: bool,
+    /// It came from outside toward a LAN host (the share of [`MAX_HELD_OUTSIDE`]).
+    pub outside: bool,
     /// When it was held.
     pub since: u64,
+}
+
+/// What [`HoldQueue::push`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hold {
+    /// Kept.
+    Held,
+    /// Kept; the neighbor's share was full, so its oldest packet was dropped (RFC 4861
+    /// section 7.2.2: "the new arrival SHOULD replace the oldest entry").
+    ReplacedOldest,
+    /// Not kept: the worker's share (or the outside share) is full.
+    Full,
 }
 
 /// One held packet.
@@ -301,24 +318,34 @@ impl HoldQueue {
         }
     }
 
-    /// Keeps a copy of `frame`; false if the neighbor's or the worker's share is full.
-    pub fn push(&mut self, frame: &[u8], meta: HoldMeta) -> bool {
-        if self.held.len() >= MAX_HELD {
-            return false;
-        }
-        let same = self
-            .held
-            .iter()
-            .filter(|h| h.meta.out_port == meta.out_port && h.meta.next_hop == meta.next_hop)
-            .count();
-        if same >= MAX_HELD_PER_NEIGHBOR {
-            return false;
+    /// Keeps a copy of `frame`. O(held), on the slow path only.
+    pub fn push(&mut self, frame: &[u8], meta: HoldMeta) -> Hold {
+        let same = |h: &Held| h.meta.out_port == meta.out_port && h.meta.next_hop == meta.next_hop;
+        let mut outcome = Hold::Held;
+        if self.held.iter().filter(|h| same(h)).count() >= MAX_HELD_PER_NEIGHBOR {
+            if let Some(oldest) = self.held.iter().position(same) {
+                let h = self.held.remove(oldest);
+                self.recycle(h.frame);
+                outcome = Hold::ReplacedOldest;
+            }
+        } else if self.held.len() >= MAX_HELD
+            || (meta.outside
+                && self.held.iter().filter(|h| h.meta.outside).count() >= MAX_HELD_OUTSIDE)
+        {
+            return Hold::Full;
         }
         let mut buf = self.spare.pop().unwrap_or_default();
         buf.clear();
         buf.extend_from_slice(frame);
         self.held.push(Held { frame: buf, meta });
-        true
+        outcome
+    }
+
+    /// Gives a frame buffer back for reuse.
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        if self.spare.len() < MAX_HELD {
+            self.spare.push(buf);
+        }
     }
 
     /// Packets held.
@@ -332,19 +359,18 @@ impl HoldQueue {
     }
 
     /// Removes and hands to `f` every held packet for which `ready` says yes, in the order
-    /// they were held; `f` gets the frame to use and gives it back for reuse.
+    /// they were held; `f` takes the packet (and may give its buffer back with
+    /// [`Self::recycle`]).
     pub fn take_ready(
         &mut self,
         mut ready: impl FnMut(&HoldMeta) -> bool,
-        mut f: impl FnMut(&mut Held),
+        mut f: impl FnMut(Held),
     ) {
         let mut i = 0;
         while i < self.held.len() {
             let go = self.held.get(i).is_some_and(|h| ready(&h.meta));
             if go {
-                let mut h = self.held.remove(i);
-                f(&mut h);
-                self.spare.push(h.frame);
+                f(self.held.remove(i));
             } else {
                 i += 1;
             }
@@ -457,26 +483,33 @@ mod tests {
     #[test]
     fn hold_queue_bounds_and_order() {
         let mut q = HoldQueue::new();
-        let meta = |hop: Addr| HoldMeta {
+        let meta = |hop: Addr, outside: bool| HoldMeta {
             rx_port: 0,
             out_port: 1,
             next_hop: hop,
             isp: None,
             parsed: Parsed::default(),
             originated: false,
+            outside,
             since: 0,
         };
         for i in 0..MAX_HELD_PER_NEIGHBOR {
-            assert!(q.push(&[i as u8], meta(1)));
+            assert_eq!(q.push(&[i as u8], meta(1, false)), Hold::Held);
         }
-        assert!(!q.push(&[9], meta(1)), "per-neighbor bound");
-        assert!(q.push(&[7], meta(2)));
+        // RFC 4861 7.2.2: the new arrival replaces the oldest.
+        assert_eq!(q.push(&[9], meta(1, false)), Hold::ReplacedOldest);
+        assert_eq!(q.push(&[7], meta(2, false)), Hold::Held);
         let mut got = Vec::new();
-        q.take_ready(|m| m.next_hop == 1, |h| got.push(h.frame.clone()));
-        assert_eq!(got, vec![vec![0], vec![1], vec![2]]);
+        q.take_ready(|m| m.next_hop == 1, |h| got.push(h.frame));
+        assert_eq!(got, vec![vec![1], vec![2], vec![9]]);
         assert_eq!(q.len(), 1);
+        // The outside share.
         for i in 0..MAX_HELD as u128 {
-            q.push(&[0], meta(100 + i));
+            q.push(&[0], meta(100 + i, true));
+        }
+        assert_eq!(q.len(), 1 + MAX_HELD_OUTSIDE, "outside bound");
+        for i in 0..MAX_HELD as u128 {
+            q.push(&[0], meta(1000 + i, false));
         }
         assert_eq!(q.len(), MAX_HELD, "total bound");
     }

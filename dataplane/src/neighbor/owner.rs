@@ -76,7 +76,8 @@ named_counters! {
         /// Entries deleted because unused for EXPIRE_UNUSED.
         expired,
         /// Resolutions refused: no entry could be made (the table holds only static and
-        /// INCOMPLETE entries), or the target is not a unicast address.
+        /// INCOMPLETE entries), or the target is not a unicast address on the port's link
+        /// (link-local, in one of the port's /64s, or an ISP next hop on it).
         refused_other,
     }
 }
@@ -290,7 +291,7 @@ impl NeighborOwner {
         if now < self.next_scan {
             return;
         }
-        self.next_scan = now + SCAN_INTERVAL_NS;
+        self.next_scan = now.saturating_add(SCAN_INTERVAL_NS);
         for port in 0..self.ports.len() {
             self.scan_port(port, now);
         }
@@ -344,7 +345,7 @@ impl NeighborOwner {
                     sent,
                     next,
                     trigger: Trigger::Outside,
-                } if trigger == Trigger::Inside => {
+                } if trigger == Trigger::Inside && p.incomplete_inside < MAX_INCOMPLETE_INSIDE => {
                     // A host that talked: its resolution moves to the inside budget.
                     e.state = State::Incomplete {
                         sent,
@@ -365,7 +366,9 @@ impl NeighborOwner {
     }
 
     fn start_resolution(&mut self, port: usize, ip: Addr, trigger: Trigger, now: u64) {
-        if addr::is_multicast(ip) || addr::is_unspecified(ip) || addr::is_loopback(ip) {
+        // Only addresses that can be on this link: a spoofed or off-link address must not
+        // cost a solicitation or a place in the budget.
+        if addr::is_multicast(ip) || !self.site.on_link(port, ip) {
             self.counters.refused_other += 1;
             return;
         }
@@ -396,7 +399,7 @@ impl NeighborOwner {
                 mac: [0; 6],
                 state: State::Incomplete {
                     sent: 1,
-                    next: now + self.timers.retrans_ns,
+                    next: now.saturating_add(self.timers.retrans_ns),
                     trigger,
                 },
                 used: now,
@@ -418,7 +421,7 @@ impl NeighborOwner {
         if e.state == State::Stale {
             // RFC 4861 7.3.3: a packet sent through a STALE entry starts DELAY.
             e.state = State::Delay {
-                until: now + self.timers.delay_first_probe_ns,
+                until: now.saturating_add(self.timers.delay_first_probe_ns),
             };
         }
     }
@@ -491,7 +494,7 @@ impl NeighborOwner {
             return;
         };
         let reachable = State::Reachable {
-            until: now + self.timers.reachable_ns,
+            until: now.saturating_add(self.timers.reachable_ns),
         };
         match e.state {
             State::Static => return,
@@ -598,7 +601,9 @@ impl NeighborOwner {
                         .get_mut(port)
                         .and_then(|p| p.entries.get_mut(&ip))
                     {
-                        e.state = State::Failed { until: now + hold };
+                        e.state = State::Failed {
+                            until: now.saturating_add(hold),
+                        };
                     }
                     self.counters.resolution_failed += 1;
                     self.publish(port, ip);
@@ -606,7 +611,7 @@ impl NeighborOwner {
                 } else {
                     e.state = State::Incomplete {
                         sent: sent + 1,
-                        next: next.max(now) + self.timers.retrans_ns,
+                        next: next.max(now).saturating_add(self.timers.retrans_ns),
                         trigger,
                     };
                     self.solicit(port, ip, None);
@@ -619,7 +624,7 @@ impl NeighborOwner {
             State::Delay { .. } => {
                 e.state = State::Probe {
                     sent: 1,
-                    next: now + self.timers.retrans_ns,
+                    next: now.saturating_add(self.timers.retrans_ns),
                 };
                 let mac = e.mac;
                 self.solicit(port, ip, Some(mac));
@@ -636,7 +641,7 @@ impl NeighborOwner {
                 } else {
                     e.state = State::Probe {
                         sent: sent + 1,
-                        next: next.max(now) + self.timers.retrans_ns,
+                        next: next.max(now).saturating_add(self.timers.retrans_ns),
                     };
                     let mac = e.mac;
                     self.solicit(port, ip, Some(mac));

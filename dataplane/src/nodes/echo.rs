@@ -18,6 +18,9 @@ reasons! {
         BadChecksum = "echo_bad_checksum",
         /// From the unspecified address: nobody to answer.
         BadSource = "echo_bad_source",
+        /// The reply would leave through the ISP that owns its source address, and that ISP
+        /// is down (a reply through another ISP would fail its ingress filter).
+        OwnerIspDown = "echo_owner_isp_down",
     }
 }
 

@@ -30,20 +30,22 @@ reasons! {
         /// Problem code 0.
         RoutingHeader = "routing_header",
         /// More extension headers than the router reads for itself: RFC 8883 Parameter
-        /// Problem code 7 (too many) or 6 (chain too long).
+        /// Problem code 8 (too many extension headers) or 7 (extension header chain too
+        /// long).
         ChainTooLong = "ext_chain_too_long",
         /// An option runs past the end of its header.
         OptionTruncated = "option_truncated",
     }
 }
 
-/// ICMPv6 Parameter Problem codes (RFC 4443 section 3.4, RFC 8883 section 3.1).
+/// ICMPv6 Parameter Problem codes (RFC 4443 section 3.4; RFC 8883 section 3, as IANA
+/// registered them: 6 header too big, 7 chain too long, 8 too many headers).
 pub mod code {
     pub const ERRONEOUS_FIELD: u8 = 0;
     pub const UNRECOGNIZED_NEXT_HEADER: u8 = 1;
     pub const UNRECOGNIZED_OPTION: u8 = 2;
-    pub const CHAIN_TOO_LONG: u8 = 6;
-    pub const TOO_MANY_HEADERS: u8 = 7;
+    pub const CHAIN_TOO_LONG: u8 = 7;
+    pub const TOO_MANY_HEADERS: u8 = 8;
 }
 
 /// Option types this router knows (RFC 8200 section 4.2, RFC 2675, RFC 2711).
@@ -302,7 +304,7 @@ mod tests {
             chain_error(ChainError::TooMany { at: 104 }),
             Verdict::Problem {
                 reason: DropReason::ChainTooLong,
-                code: 7,
+                code: 8,
                 pointer: 104
             }
         );

@@ -19,6 +19,7 @@ use super::classify::Parsed;
 use crate::buf::PacketBuf;
 use crate::net::addr::{self, Addr};
 use crate::net::ethernet::{self, ethertype};
+use crate::net::ext;
 use crate::net::icmpv6::{self, msg_type, unreachable};
 use crate::net::ipv6::{self, proto};
 
@@ -95,6 +96,29 @@ pub fn allowed(p: &Parsed, kind: Kind) -> bool {
         (proto::ICMPV6, Some(t)) => !icmpv6::is_error(t) && t != msg_type::REDIRECT,
         _ => true,
     }
+}
+
+/// The summary to judge an error about `p` by (RFC 4443 2.4 (e.1): never about an ICMPv6
+/// error): `p` itself, or, when classification stopped at an extension header (a transit
+/// packet is read only to Hop-by-Hop), `p` with the upper layer found by a bounded walk of
+/// `packet` (the IPv6 packet). `None` when the upper layer cannot be found: then no error
+/// is sent. A non-first fragment carries no upper-layer header, and a packet for the router
+/// whose chain is too long is answered about its chain (RFC 8883): both are judged as
+/// they are.
+pub fn upper_layer(p: &Parsed, packet: &[u8]) -> Option<Parsed> {
+    if !ext::is_extension(p.l4_proto) || p.fragment || p.chain_error.is_some() {
+        return Some(*p);
+    }
+    let first = *packet.get(6)?;
+    let chain = ext::walk(packet, first).ok()?;
+    let mut q = *p;
+    q.l4_proto = chain.proto;
+    q.icmp_type = if chain.proto == proto::ICMPV6 {
+        Some(*packet.get(chain.offset)?)
+    } else {
+        None
+    };
+    Some(q)
 }
 
 /// The buffer could hold neither the headers in front nor behind.

@@ -82,7 +82,8 @@ pub fn input<B: PacketBuf>(
             if dad && (sll.is_some() || p.dst != addr::solicited_node(target)) {
                 return Err(DropReason::Malformed);
             }
-            if !port.is_own(target) {
+            let anycast = port.is_anycast(target);
+            if !port.is_own(target) && !anycast {
                 return Err(DropReason::NotForRouter);
             }
             counters.ns_received += 1;
@@ -95,18 +96,20 @@ pub fn input<B: PacketBuf>(
                 _ => None,
             };
             // RFC 4861 7.2.4: to the soliciting node (at the link-layer address it gave, or
-            // the frame's source), or to all nodes for a DAD probe.
+            // the frame's source), or to all nodes for a DAD probe; for an anycast target
+            // without the Override flag (another router may answer too).
+            let override_ = if anycast { 0 } else { flags::OVERRIDE };
             let (na_dst, na_dst_mac, na_flags) = if dad {
                 (
                     addr::ALL_NODES,
                     addr::multicast_mac(addr::ALL_NODES),
-                    flags::ROUTER | flags::OVERRIDE,
+                    flags::ROUTER | override_,
                 )
             } else {
                 (
                     p.src,
                     sll.unwrap_or(p.src_mac),
-                    flags::ROUTER | flags::SOLICITED | flags::OVERRIDE,
+                    flags::ROUTER | flags::SOLICITED | override_,
                 )
             };
             write_na(buf, p, port.mac, target, na_dst, na_dst_mac, na_flags)?;

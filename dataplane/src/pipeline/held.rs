@@ -4,7 +4,7 @@
 
 use super::Pipeline;
 use crate::buf::{PacketBuf, VecBuf};
-use crate::neighbor::datapath::{HoldMeta, Lookup};
+use crate::neighbor::datapath::{Held, HoldMeta, Lookup};
 use crate::nodes::icmp_error::{self, Kind};
 use crate::nodes::{adjacency, DropCause};
 
@@ -36,13 +36,14 @@ impl Pipeline {
                     Lookup::Mac(_) | Lookup::Failed
                 ) || now.saturating_sub(m.since) >= hold_timeout
             },
-            |h| ready.push((h.meta, std::mem::take(&mut h.frame))),
+            |h| ready.push(h),
         );
-        for (meta, mut frame) in ready {
+        for Held { meta, mut frame } in ready {
             match self.resolver.peek(meta.out_port, meta.next_hop) {
                 Lookup::Mac(mac) => self.release(&meta, &mut frame, mac),
                 _ => self.fail_held(&meta, &frame, now),
             }
+            self.held.recycle(frame);
         }
         self.counters.resolve = self.resolver.counters.clone();
     }
@@ -74,7 +75,8 @@ impl Pipeline {
             .drop
             .count(DropCause::Adjacency(adjacency::DropReason::NeighborFailed));
         let kind = Kind::AddressUnreachable;
-        if !icmp_error::allowed(&meta.parsed, kind) || meta.originated {
+        let judged = icmp_error::upper_layer(&meta.parsed, frame.get(14..).unwrap_or(&[]));
+        if meta.originated || !judged.is_some_and(|p| icmp_error::allowed(&p, kind)) {
             self.counters.icmp.error_suppressed += 1;
             return;
         }

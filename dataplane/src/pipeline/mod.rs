@@ -16,9 +16,11 @@
 //! `held.rs` sends or answers the packets that waited for their next hop; `originate.rs`
 //! answers datagrams reassembled from fragments and routes what the router itself sends.
 //!
-//! Nothing here allocates per packet: per-packet state lives in fixed arrays sized for
-//! [`MAX_BURST`]; the hold queue and the queue of generated frames are bounded and reuse
-//! their buffers.
+//! Forwarding allocates nothing per packet: per-packet state lives in fixed arrays sized
+//! for [`MAX_BURST`]; the hold queue and the queue of generated frames are bounded and
+//! reuse their buffers. The router's own slow paths copy: fragments addressed to it go
+//! into the reassembler (bounded by its limits), and its answers to reassembled datagrams
+//! are built in fresh buffers.
 
 mod held;
 mod originate;
@@ -26,7 +28,7 @@ mod originate;
 use crate::buf::PacketBuf;
 use crate::control::WorkerTables;
 use crate::isp::IspTable;
-use crate::neighbor::datapath::{HoldMeta, HoldQueue, Lookup, Resolver};
+use crate::neighbor::datapath::{Hold, HoldMeta, HoldQueue, Lookup, Resolver};
 use crate::neighbor::{NeighborEvent, Trigger};
 use crate::net::addr::{self, Addr};
 use crate::nodes::classify::{self, Disposition, Parsed};
@@ -397,7 +399,14 @@ impl Pipeline {
                                 let s = self.tables.isps.get(isp)?;
                                 (s.port != Some(rx)).then_some((isp, s.port?))
                             });
+                            let usable =
+                                |isp: usize| self.isps.get().0.get(isp).is_some_and(|l| l.usable());
                             match owner {
+                                Some((isp, _)) if toward_internet && !usable(isp) => {
+                                    self.counters
+                                        .drop
+                                        .count(DropCause::Echo(echo::DropReason::OwnerIspDown));
+                                }
                                 Some((isp, out)) if toward_internet => {
                                     slot.out_port = out;
                                     slot.hop = Hop::Isp(isp);
@@ -441,13 +450,17 @@ impl Pipeline {
             let Some(slot) = self.slots.get_mut(i) else {
                 continue;
             };
-            // A host that talks gets resolved ahead of any scan (RFC 6583 section 7.1).
-            if self.last_talker != (slot.p.src, now) {
-                self.last_talker = (slot.p.src, now);
-                self.resolver.talked(lan, slot.p.src, now);
-            }
             match egress::select(&self.tables, &self.isps.get().0, slot.p.src, slot.p.dst) {
                 egress::Decision::Forward { isp, port } => {
+                    // A host that talks gets resolved ahead of any scan (RFC 6583 section
+                    // 7.1); only a source that can be on the LAN (a spoofed one must not
+                    // spend the inside budget).
+                    if self.last_talker != (slot.p.src, now) {
+                        self.last_talker = (slot.p.src, now);
+                        if self.tables.on_link(lan, slot.p.src) {
+                            self.resolver.talked(lan, slot.p.src, now);
+                        }
+                    }
                     slot.out_port = port;
                     slot.hop = Hop::Isp(isp);
                     self.frames.adjacency.push(i);
@@ -612,14 +625,18 @@ impl Pipeline {
                         isp,
                         parsed: slot.p,
                         originated: slot.originated,
+                        outside: matches!(slot.hop, Hop::Host(_)),
                         since: now,
                     };
-                    if self.held.push(b.data(), meta) {
+                    let held = self.held.push(b.data(), meta);
+                    if held != Hold::Full {
                         self.resolver.counters.held += 1;
                         if let Some(n) = next.get_mut(i) {
                             *n = Next::Held;
                         }
-                    } else {
+                    }
+                    if held != Hold::Held {
+                        // The packet itself, or the neighbor's oldest held one.
                         self.counters.drop.count(DropCause::Adjacency(
                             adjacency::DropReason::NeighborUnresolved,
                         ));
@@ -660,7 +677,11 @@ impl Pipeline {
             let Some(kind) = slot.icmp else {
                 continue;
             };
-            if !icmp_error::allowed(&slot.p, kind) {
+            let judged = icmp_error::upper_layer(
+                &slot.p,
+                b.data().get(slot.p.l3()..slot.p.end()).unwrap_or(&[]),
+            );
+            if !judged.is_some_and(|p| icmp_error::allowed(&p, kind)) {
                 self.counters.icmp.error_suppressed += 1;
                 continue;
             }

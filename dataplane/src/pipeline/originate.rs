@@ -5,7 +5,7 @@
 
 use super::Pipeline;
 use crate::buf::{PacketBuf, VecBuf};
-use crate::neighbor::datapath::{HoldMeta, Lookup};
+use crate::neighbor::datapath::{Hold, HoldMeta, Lookup};
 use crate::neighbor::Trigger;
 use crate::net::addr;
 use crate::net::ethernet::{self, ethertype};
@@ -120,9 +120,12 @@ impl Pipeline {
             let mut b = VecBuf::with_room(&frame, icmp_error::OVERHEAD, 0);
             let from = self.tables.reply_source(dst);
             if icmp_error::build(&mut b, &p, kind, from, [0; 6]).is_ok() {
-                self.counters.icmp.time_exceeded_sent += 1;
                 let ip = b.data().get(ethernet::HEADER_LEN..).unwrap_or(&[]).to_vec();
-                self.originate(&ip, None, now);
+                if self.originate(&ip, None, now) {
+                    self.counters.icmp.time_exceeded_sent += 1;
+                } else {
+                    self.counters.icmp.error_no_source += 1;
+                }
             }
         }
         self.counters.reassembly = self.reassembler.counters().clone();
@@ -132,10 +135,16 @@ impl Pipeline {
     /// back over `link` (port, MAC); to a LAN host through its neighbor entry; to the
     /// Internet through the ISP that owns its source address (whose ingress filter accepts
     /// it). Fragmented when larger than the egress MTU; held like a forwarded packet while
-    /// the next hop resolves.
-    pub(super) fn originate(&mut self, packet: &[u8], link: Option<(usize, [u8; 6])>, now: u64) {
+    /// the next hop resolves. Whether it was sent or held (false: no route, the owning ISP
+    /// is down, or resolution failed).
+    pub(super) fn originate(
+        &mut self,
+        packet: &[u8],
+        link: Option<(usize, [u8; 6])>,
+        now: u64,
+    ) -> bool {
         let Ok(h) = ipv6::Header::new_checked(packet) else {
-            return;
+            return false;
         };
         let (src, dst) = (
             addr::from_bytes(h.src_addr()),
@@ -145,11 +154,11 @@ impl Pipeline {
         let (out_port, next_hop, isp, lookup) = if addr::is_link_local(dst) {
             match link {
                 Some((port, mac)) => (port, dst, None, Lookup::Mac(mac)),
-                None => return,
+                None => return false,
             }
         } else if self.tables.in_site(dst) {
             let Some(lan) = self.tables.lan_port else {
-                return;
+                return false;
             };
             let l = self
                 .resolver
@@ -161,10 +170,10 @@ impl Pipeline {
                 .owner_of(src)
                 .and_then(|i| Some((i, self.tables.isps.get(i)?.clone())))
             else {
-                return;
+                return false;
             };
             let (Some(port), true) = (s.port, self.isp_usable(isp)) else {
-                return;
+                return false;
             };
             let l = match s.static_mac {
                 Some(mac) => Lookup::Mac(mac),
@@ -176,7 +185,7 @@ impl Pipeline {
         };
         let Some((port_mac, mtu)) = self.tables.ports.get(out_port).map(|pt| (pt.mac, pt.mtu))
         else {
-            return;
+            return false;
         };
         let id = self.frag_id;
         self.frag_id = self.frag_id.wrapping_add(1);
@@ -186,6 +195,7 @@ impl Pipeline {
             frame.extend_from_slice(f);
             frames.push(frame);
         });
+        let mut sent = false;
         for mut frame in frames {
             let parsed = Parsed {
                 l2_len: ethernet::HEADER_LEN as u8,
@@ -199,6 +209,7 @@ impl Pipeline {
                     if adjacency::apply(&mut frame, &parsed, port_mac, mac, true)
                         && self.generated.push(out_port, &frame)
                     {
+                        sent = true;
                         if let Some(c) = self.counters.tx.get_mut(out_port) {
                             c.add(frame.len());
                         }
@@ -212,9 +223,11 @@ impl Pipeline {
                         isp,
                         parsed,
                         originated: true,
+                        outside: false,
                         since: now,
                     };
-                    if self.held.push(&frame, meta) {
+                    if self.held.push(&frame, meta) != Hold::Full {
+                        sent = true;
                         self.resolver.counters.held += 1;
                     }
                 }
@@ -224,5 +237,6 @@ impl Pipeline {
                     .count(DropCause::Adjacency(adjacency::DropReason::NeighborFailed)),
             }
         }
+        sent
     }
 }
