@@ -6,6 +6,7 @@
 //! set from the first snapshot.
 
 use crate::neighbor::datapath::ResolveCounters;
+use crate::nodes::rewrite::RewriteCounters;
 use crate::nodes::{
     adjacency, classify, echo, egress, exthdr, inbound, local, nd, reassembly, DropCause,
     PipelineDrop,
@@ -300,6 +301,7 @@ pub struct Counters {
     pub icmp: IcmpCounters,
     pub nd: NdCounters,
     pub resolve: ResolveCounters,
+    pub rewrite: RewriteCounters,
     /// Reassembly of fragments addressed to the router (`reassembly.*`).
     pub reassembly: reassembly::Counters,
     /// Packets the router consumed without answering (Neighbor Advertisements).
@@ -356,6 +358,7 @@ impl Counters {
         self.icmp.merge(&other.icmp);
         self.nd.merge(&other.nd);
         self.resolve.merge(&other.resolve);
+        self.rewrite.merge(&other.rewrite);
         let (r, o) = (&mut self.reassembly, &other.reassembly);
         r.received += o.received;
         r.reassembled += o.reassembled;
@@ -392,6 +395,7 @@ impl Counters {
         self.icmp.for_each(&mut f);
         self.nd.for_each(&mut f);
         self.resolve.for_each(&mut f);
+        self.rewrite.for_each(&mut f);
         let r = &self.reassembly;
         f("reassembly.received", r.received);
         f("reassembly.reassembled", r.reassembled);

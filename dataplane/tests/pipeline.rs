@@ -239,17 +239,20 @@ fn vlan_tagged_frames_are_dropped_on_every_port() {
 }
 
 #[test]
-fn m6_data_is_counted_and_forwarded_by_source_prefix() {
-    let mut pl = pipeline();
+fn m6_classes_are_counted_and_no_rewrite_goes_by_source_prefix() {
+    let mut pl = resolved();
     let f = ip_frame(LAN_MAC, HOST_MAC, HOST2, PEER, 64, 161, &[0; 16]);
-    assert_eq!(run(&mut pl, LAN, &f, 0).0, Next::Tx(ISP2));
+    assert!(matches!(run(&mut pl, LAN, &f, 0).0, Next::Tx(ISP1 | ISP2)));
     let f = ip_frame(LAN_MAC, HOST_MAC, HOST2, PEER, 64, 170, &[0; 16]);
     assert_eq!(run(&mut pl, LAN, &f, 0).0, Next::Tx(ISP2));
     let f = icmp_frame(LAN_MAC, HOST_MAC, HOST2, PEER, 64, 200, 1, &[0; 12]);
+    assert!(matches!(run(&mut pl, LAN, &f, 0).0, Next::Tx(ISP1 | ISP2)));
+    let f = icmp_frame(LAN_MAC, HOST_MAC, HOST2, PEER, 64, 201, 1, &[0; 12]);
     assert_eq!(run(&mut pl, LAN, &f, 0).0, Next::Tx(ISP2));
     assert_eq!(c(&pl, "class.m6_data_rewrite"), 1);
     assert_eq!(c(&pl, "class.m6_data_no_rewrite"), 1);
     assert_eq!(c(&pl, "class.m6_control_rewrite"), 1);
+    assert_eq!(c(&pl, "class.m6_control_no_rewrite"), 1);
 }
 
 #[test]
@@ -1650,4 +1653,83 @@ fn spoofed_lan_sources_cost_no_resolution() {
         "no solicitation on the LAN: {sent:?}"
     );
     assert_eq!(c(&pl, "resolve.needed_reported"), 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// The rewriting router (seed 001 sections 6 and 11)
+
+/// M6 data from HOST1 (a PA1 locator) with flow label `flow`, next header `nh`.
+fn m6_data(nh: u8, flow: u32) -> Vec<u8> {
+    let mut f = ip_frame(LAN_MAC, HOST_MAC, HOST1, PEER, 64, nh, &[0xaa; 20]);
+    f[15] = (f[15] & 0xf0) | ((flow >> 16) as u8 & 0x0f);
+    f[16] = (flow >> 8) as u8;
+    f[17] = flow as u8;
+    f
+}
+
+#[test]
+fn rewrite_ok_flows_use_every_healthy_isp_with_their_source_rewritten() {
+    let mut pl = resolved();
+    let mut via = [0usize; 3];
+    for flow in 0..64 {
+        let (next, out) = run(&mut pl, LAN, &m6_data(160, flow), 0);
+        let Next::Tx(port) = next else {
+            panic!("flow {flow}: {next:?}")
+        };
+        via[port] += 1;
+        let want_src = if port == ISP2 {
+            "2001:db8:2:1::10"
+        } else {
+            HOST1
+        };
+        assert_eq!(out[22..38], ip(want_src).octets(), "flow {flow} via {port}");
+        assert_eq!(out[54..], [0xaa; 20], "M6 data: the payload is untouched");
+        // The same flow always takes the same ISP.
+        assert_eq!(run(&mut pl, LAN, &m6_data(160, flow), 0).0, next);
+    }
+    assert!(via[ISP1] > 0 && via[ISP2] > 0, "{via:?}");
+    assert_eq!(c(&pl, "rewrite.rewritten") as usize, 2 * via[ISP2]);
+    assert_eq!(c(&pl, "isp.isp1.tx_packets") as usize, 2 * via[ISP1]);
+}
+
+#[test]
+fn when_an_isp_fails_rewrite_ok_traffic_moves_and_no_rewrite_traffic_gets_code_5() {
+    let mut pl = resolved();
+    pl.set_isp_link(0, false);
+    for flow in 0..16 {
+        let (next, out) = run(&mut pl, LAN, &m6_data(160, flow), 0);
+        assert_eq!(next, Next::Tx(ISP2), "flow {flow}");
+        assert_eq!(out[22..38], ip("2001:db8:2:1::10").octets());
+    }
+    // P2 (no rewrite) and plain IPv6 stay bound to the owner of their source.
+    let (next, out) = run(&mut pl, LAN, &m6_data(168, 1), 0);
+    assert_eq!(next, Next::Tx(LAN));
+    assert_eq!(out[54..56], [1, 5]);
+    // Every ISP down: rewrite ok gets code 5 too.
+    pl.set_isp_link(1, false);
+    let (next, out) = run(&mut pl, LAN, &m6_data(160, 1), 0);
+    assert_eq!(next, Next::Tx(LAN));
+    assert_eq!(out[54..56], [1, 5]);
+    assert_eq!(c(&pl, "rewrite.no_usable_isp"), 1);
+}
+
+#[test]
+fn rewritten_m6_control_messages_keep_a_valid_checksum() {
+    let mut pl = resolved();
+    pl.set_isp_link(0, false);
+    let mut body = vec![0u8; 24];
+    body[0] = 59;
+    let f = icmp_frame(LAN_MAC, HOST_MAC, HOST1, PEER, 64, 200, 1, &body);
+    let (next, out) = run(&mut pl, LAN, &f, 0);
+    assert_eq!(next, Next::Tx(ISP2));
+    assert_eq!(out[22..38], ip("2001:db8:2:1::10").octets());
+    assert!(checksum::verify(
+        &out[22..38].try_into().unwrap(),
+        &out[38..54].try_into().unwrap(),
+        58,
+        &out[54..]
+    ));
+    // Type 201 (no rewrite) is not moved.
+    let f = icmp_frame(LAN_MAC, HOST_MAC, HOST1, PEER, 64, 201, 1, &body);
+    assert_eq!(run(&mut pl, LAN, &f, 0).0, Next::Tx(LAN), "code 5");
 }

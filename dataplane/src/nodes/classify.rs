@@ -110,6 +110,9 @@ pub struct Parsed {
     pub fragment: bool,
     /// Offset of that Fragment header from the start of the IPv6 header.
     pub frag_at: u16,
+    /// M6 that says "rewrite ok": data in P1..P1+7 or control of ICMPv6 type 200 (seed
+    /// 001 section 6).
+    pub rewrite_ok: bool,
     /// For a packet to the router: why the walk of its extension headers stopped early (the
     /// `exthdr` stage answers it); `None` when it reached the upper layer.
     pub chain_error: Option<ChainError>,
@@ -307,6 +310,7 @@ fn inspect(
         (proto::ICMPV6, Some(msg_type::M6_CONTROL_NO_REWRITE)) => Class::M6ControlNoRewrite,
         _ => Class::Ipv6,
     };
+    p.rewrite_ok = matches!(class, Class::M6DataRewrite | Class::M6ControlRewrite);
 
     if addr::is_multicast(p.src) {
         return (Some(class), Drop(DropReason::MulticastSource));

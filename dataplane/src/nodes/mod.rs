@@ -2,9 +2,10 @@
 //! `foreach_*_error`): a stage reads the [`classify::Parsed`] summary of a packet and the
 //! per-worker tables, and decides; [`crate::pipeline`] runs the stages over a burst.
 //!
-//! Order: `classify` -> `local` (`exthdr`, `reassembly`, `nd`, `echo`) | `egress`
-//! (LAN -> ISP) | `inbound` (ISP -> LAN) -> `adjacency` (hop limit, MTU, neighbor,
-//! Ethernet) -> `icmp_error`.
+//! Order: `classify` -> `local` (`exthdr`, `reassembly`, `nd`, `echo`) | `rewrite` (M6
+//! rewrite ok: any healthy ISP, source locator rewritten) or `egress` (by source prefix),
+//! LAN -> ISP | `inbound` (ISP -> LAN) -> `adjacency` (hop limit, MTU, neighbor, Ethernet)
+//! -> `icmp_error`.
 
 pub mod adjacency;
 pub mod classify;
@@ -16,6 +17,7 @@ pub mod inbound;
 pub mod local;
 pub mod nd;
 pub mod reassembly;
+pub mod rewrite;
 
 use crate::stats::reasons;
 

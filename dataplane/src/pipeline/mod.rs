@@ -34,7 +34,9 @@ use crate::net::addr::{self, Addr};
 use crate::nodes::classify::{self, Disposition, Parsed};
 use crate::nodes::icmp_error::{self, Kind, TokenBucket};
 use crate::nodes::reassembly::{self, Reassembler};
-use crate::nodes::{adjacency, echo, egress, exthdr, inbound, local, nd, DropCause, PipelineDrop};
+use crate::nodes::{
+    adjacency, echo, egress, exthdr, inbound, local, nd, rewrite, DropCause, PipelineDrop,
+};
 use crate::site::{Role, Site, SiteTables};
 use crate::stats::Counters;
 use crate::tables::Reader;
@@ -279,7 +281,7 @@ impl Pipeline {
         }
         self.classify_stage(rx, pkts);
         self.local_stage(rx, pkts, next, now);
-        self.egress_stage(now);
+        self.egress_stage(pkts, now);
         self.inbound_stage(rx, pkts);
         self.adjacency_stage(rx, pkts, next, now);
         self.icmp_error_stage(rx, pkts, next, now);
@@ -443,13 +445,45 @@ impl Pipeline {
     }
 
     /// Stage 3: LAN -> ISP, by source prefix.
-    fn egress_stage(&mut self, now: u64) {
+    fn egress_stage<B: PacketBuf>(&mut self, pkts: &mut [B], now: u64) {
         let lan = self.tables.lan_port.unwrap_or(0);
         for k in 0..self.frames.outbound.n {
             let i = self.frames.outbound.get(k);
-            let Some(slot) = self.slots.get_mut(i) else {
+            let (Some(slot), Some(b)) = (self.slots.get_mut(i), pkts.get_mut(i)) else {
                 continue;
             };
+            // Rewrite ok: any usable ISP, picked per flow, with the source locator
+            // rewritten to its prefix (seed 001 sections 6 and 11).
+            if slot.p.rewrite_ok && self.tables.in_site(slot.p.src) {
+                let live = &self.isps.get().0;
+                let flow = rewrite::flow_label(b.data().get(slot.p.l3()..).unwrap_or(&[]));
+                let owner = self.tables.isp_owning(slot.p.src);
+                let chosen = rewrite::pick(&self.tables, live, slot.p.src, slot.p.dst, flow);
+                let port = chosen.and_then(|c| self.tables.isps.get(c)?.port);
+                if let (Some(isp), Some(port)) = (chosen, port) {
+                    if Some(isp) != owner {
+                        match rewrite::apply(b, &slot.p, &self.tables, isp) {
+                            Some(new) => {
+                                slot.p.src = new;
+                                self.counters.rewrite.rewritten += 1;
+                            }
+                            None => {
+                                self.counters
+                                    .drop
+                                    .count(DropCause::Pipeline(PipelineDrop::InternalError));
+                                continue;
+                            }
+                        }
+                    } else {
+                        self.counters.rewrite.kept += 1;
+                    }
+                    slot.out_port = port;
+                    slot.hop = Hop::Isp(isp);
+                    self.frames.adjacency.push(i);
+                    continue;
+                }
+                self.counters.rewrite.no_usable_isp += 1;
+            }
             match egress::select(&self.tables, &self.isps.get().0, slot.p.src, slot.p.dst) {
                 egress::Decision::Forward { isp, port } => {
                     // A host that talks gets resolved ahead of any scan (RFC 6583 section
