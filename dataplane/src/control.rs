@@ -3,23 +3,38 @@
 //! clock. `m6-dataplane` runs it on its main thread; tests drive it directly beside
 //! [`crate::Pipeline`]s, exactly as the binary wires them.
 
+use crate::contexts::datapath::M6Event;
+use crate::contexts::{Context, ContextOp, ContextTable, Destination};
 use crate::isp::{IspOwner, IspTable};
 use crate::neighbor::owner::{NeighborOwner, OwnerCounters};
 use crate::neighbor::{NeighborEvent, NeighborTable};
 use crate::net::addr;
 use crate::site::Site;
-use crate::tables::Reader;
+use crate::tables::{Reader, Writer};
+
+/// Depth of each worker's queue of context changes (a worker that falls further behind
+/// gets a snapshot).
+pub const CONTEXT_PUBLISH_DEPTH: usize = 8192;
+/// M6 reports held for the control plane at most (beyond: counted and lost).
+pub const MAX_M6_EVENTS: usize = 65_536;
 
 /// What one worker reads: its replicas of the published tables.
 pub struct WorkerTables {
     pub neighbors: Reader<NeighborTable>,
     pub isps: Reader<IspTable>,
+    pub contexts: Reader<ContextTable>,
 }
 
 /// The owner of the published tables.
 pub struct Control {
     pub neighbors: NeighborOwner,
     pub isps: IspOwner,
+    /// The host-pair contexts and destination cache, as the control plane installs them.
+    contexts: Writer<ContextTable>,
+    /// Workers' M6 reports waiting for the control plane.
+    m6_events: Vec<M6Event>,
+    /// M6 reports lost because the queue was full.
+    pub m6_events_dropped: u64,
     log: Vec<String>,
 }
 
@@ -30,6 +45,9 @@ impl Control {
         Control {
             neighbors: NeighborOwner::new(site),
             isps: IspOwner::new(site),
+            contexts: Writer::new(ContextTable::new(0), CONTEXT_PUBLISH_DEPTH),
+            m6_events: Vec::new(),
+            m6_events_dropped: 0,
             log: Vec::new(),
         }
     }
@@ -39,6 +57,45 @@ impl Control {
         WorkerTables {
             neighbors: self.neighbors.reader(),
             isps: self.isps.reader(),
+            contexts: self.contexts.reader(),
+        }
+    }
+
+    /// Creates or replaces a context (the engine's `Install`).
+    pub fn install_context(&mut self, ctx: Context) {
+        self.contexts.publish(ContextOp::Install(Box::new(ctx)));
+    }
+
+    /// Removes a context (the engine's `Remove`).
+    pub fn remove_context(&mut self, aid_local: [u8; 16], f_local: u32) {
+        self.contexts
+            .publish(ContextOp::Remove { aid_local, f_local });
+    }
+
+    /// Sets or clears a peer AID's destination-cache entry (the engine's `Destination`).
+    pub fn set_destination(&mut self, aid_peer: [u8; 16], status: Option<Destination>) {
+        self.contexts
+            .publish(ContextOp::Destination { aid_peer, status });
+    }
+
+    /// The published contexts.
+    pub fn contexts(&self) -> &ContextTable {
+        self.contexts.get()
+    }
+
+    /// Takes a worker's M6 report for the control plane.
+    pub fn m6_event(&mut self, e: M6Event) {
+        if self.m6_events.len() < MAX_M6_EVENTS {
+            self.m6_events.push(e);
+        } else {
+            self.m6_events_dropped += 1;
+        }
+    }
+
+    /// Hands every M6 report to `out`, and forgets them.
+    pub fn drain_m6_events(&mut self, out: &mut impl FnMut(M6Event)) {
+        for e in self.m6_events.drain(..) {
+            out(e);
         }
     }
 
@@ -60,6 +117,7 @@ impl Control {
         self.next_hop_changes();
         self.neighbors.flush();
         self.isps.flush();
+        self.contexts.flush();
     }
 
     /// Sets ISP `isp`'s link state (carrier).

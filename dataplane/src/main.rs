@@ -159,6 +159,7 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
         isps: config.isps.clone(),
         icmp_errors_per_sec: config.icmp_errors_per_sec,
         nd: config.nd,
+        proxied: config.proxy_prefixes.clone(),
     };
 
     site.validate().map_err(|e| format!("site: {e}"))?;
@@ -174,6 +175,7 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
     // tables, and channels to the control thread. Bounded channels: a stuck receiver
     // costs counted events, never unbounded memory.
     let (events_tx, events_rx) = bounded(CHANNEL_DEPTH);
+    let (m6_tx, m6_rx) = bounded(CHANNEL_DEPTH);
     let mut control: Vec<Sender<ControlMsg>> = Vec::new();
     let mut handles = Vec::new();
     for (w, worker) in config.workers.iter().enumerate() {
@@ -200,6 +202,7 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
             polling: config.polling,
             control: ctl_rx,
             events: events_tx.clone(),
+            m6_events: m6_tx.clone(),
             epoch,
         };
         let site = site.clone();
@@ -227,6 +230,7 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
         handles.push(handle);
     }
     drop(events_tx);
+    drop(m6_tx);
 
     println!(
         "m6-dataplane: forwarding on {} ports ({}) with {} workers",
@@ -244,11 +248,17 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
     let mut link_up: Vec<Option<bool>> = vec![None; config.isps.len()];
     let mut last_poll = Instant::now() - LINK_POLL_INTERVAL;
     let mut transmit_dropped: u64 = 0;
+    let mut m6_reports: u64 = 0;
     while !stop.load(Ordering::Relaxed) {
         let now = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
         for ev in events_rx.try_iter() {
             control_plane.handle(ev, now);
         }
+        for ev in m6_rx.try_iter() {
+            control_plane.m6_event(ev);
+        }
+        // No control-plane channel yet (issue 8 item 2): the reports are counted and let go.
+        control_plane.drain_m6_events(&mut |_| m6_reports += 1);
         control_plane.tick(now);
         // Solicitations go out through worker 0's TX queues.
         if let Some(w0) = control.first() {
@@ -327,6 +337,7 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
     println!("counter io.alloc_failures {}", io.alloc_failures);
     println!("counter io.events_dropped {}", io.events_dropped);
     println!("counter io.transmit_dropped {transmit_dropped}");
+    println!("counter m6.reports_unsent {m6_reports}");
     control_plane
         .counters()
         .for_each(&mut |name, value| println!("counter {name} {value}"));

@@ -46,6 +46,9 @@ pub struct Site {
     /// Neighbor Discovery timers (RFC 4861 section 10; configurable, as RFC 4861 6.3.2
     /// lets a link's ReachableTime and RetransTimer be).
     pub nd: NdTimers,
+    /// Prefixes of the legacy hosts the router proxies (seed 002): their AIDs and locators
+    /// (every LAN /64 they have addresses in).
+    pub proxied: Vec<Ipv6Prefix>,
 }
 
 /// What is wrong with a [`Site`]. The pipeline never panics on a bad site (it drops what a
@@ -233,6 +236,8 @@ pub struct SiteTables {
     /// "anycast" address is the other router's (RFC 6164 section 5).
     pub anycast: Vec<Addr>,
     pub lan_port: Option<usize>,
+    /// The proxied hosts' prefixes.
+    pub proxied: Vec<Masked>,
 }
 
 impl SiteTables {
@@ -286,6 +291,7 @@ impl SiteTables {
             own_global,
             anycast,
             lan_port,
+            proxied: site.proxied.iter().map(Masked::new).collect(),
         }
     }
 
@@ -316,6 +322,12 @@ impl SiteTables {
     #[inline]
     pub fn is_own(&self, port: &PortTable, a: Addr) -> bool {
         a == port.link_local || self.own_global.contains(&a) || self.anycast.contains(&a)
+    }
+
+    /// Whether `a` is an address of a proxied host (an AID or a locator, seed 002).
+    #[inline]
+    pub fn is_proxied(&self, a: Addr) -> bool {
+        self.proxied.iter().any(|p| p.contains(a))
     }
 
     /// Whether `a` can be a neighbor on `port`: a link-local address, an address in the /64

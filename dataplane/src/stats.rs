@@ -5,11 +5,12 @@
 //! [`Counters::for_each`] reports all of them, zeros included, so a scraper sees the full
 //! set from the first snapshot.
 
+use crate::contexts::datapath::ProxyCounters;
 use crate::neighbor::datapath::ResolveCounters;
 use crate::nodes::rewrite::RewriteCounters;
 use crate::nodes::{
-    adjacency, classify, echo, egress, exthdr, inbound, local, nd, reassembly, DropCause,
-    PipelineDrop,
+    adjacency, classify, echo, egress, exthdr, inbound, local, nd, proxy_in, proxy_out, reassembly,
+    DropCause, PipelineDrop,
 };
 use crate::site::Site;
 
@@ -149,6 +150,8 @@ pub struct DropCounters {
     pub inbound: [u64; inbound::DropReason::COUNT],
     pub adjacency: [u64; adjacency::DropReason::COUNT],
     pub exthdr: [u64; exthdr::DropReason::COUNT],
+    pub proxy_in: [u64; proxy_in::DropReason::COUNT],
+    pub proxy_out: [u64; proxy_out::DropReason::COUNT],
     pub pipeline: [u64; PipelineDrop::COUNT],
 }
 
@@ -170,6 +173,8 @@ impl DropCounters {
             DropCause::Inbound(r) => self.inbound.get_mut(r.index()),
             DropCause::Adjacency(r) => self.adjacency.get_mut(r.index()),
             DropCause::ExtHdr(r) => self.exthdr.get_mut(r.index()),
+            DropCause::ProxyIn(r) => self.proxy_in.get_mut(r.index()),
+            DropCause::ProxyOut(r) => self.proxy_out.get_mut(r.index()),
             DropCause::Pipeline(r) => self.pipeline.get_mut(r.index()),
         };
         if let Some(c) = slot {
@@ -188,6 +193,8 @@ impl DropCounters {
             DropCause::Inbound(r) => self.inbound.get(r.index()),
             DropCause::Adjacency(r) => self.adjacency.get(r.index()),
             DropCause::ExtHdr(r) => self.exthdr.get(r.index()),
+            DropCause::ProxyIn(r) => self.proxy_in.get(r.index()),
+            DropCause::ProxyOut(r) => self.proxy_out.get(r.index()),
             DropCause::Pipeline(r) => self.pipeline.get(r.index()),
         };
         v.copied().unwrap_or_default()
@@ -204,6 +211,8 @@ impl DropCounters {
             &self.inbound[..],
             &self.adjacency[..],
             &self.exthdr[..],
+            &self.proxy_in[..],
+            &self.proxy_out[..],
             &self.pipeline[..],
         ]
         .iter()
@@ -220,6 +229,8 @@ impl DropCounters {
         add_arrays(&mut self.inbound, &o.inbound);
         add_arrays(&mut self.adjacency, &o.adjacency);
         add_arrays(&mut self.exthdr, &o.exthdr);
+        add_arrays(&mut self.proxy_in, &o.proxy_in);
+        add_arrays(&mut self.proxy_out, &o.proxy_out);
         add_arrays(&mut self.pipeline, &o.pipeline);
     }
 
@@ -275,6 +286,18 @@ impl DropCounters {
             &self.exthdr,
             f,
         );
+        each(
+            proxy_in::DropReason::ALL,
+            proxy_in::DropReason::name,
+            &self.proxy_in,
+            f,
+        );
+        each(
+            proxy_out::DropReason::ALL,
+            proxy_out::DropReason::name,
+            &self.proxy_out,
+            f,
+        );
         each(PipelineDrop::ALL, PipelineDrop::name, &self.pipeline, f);
     }
 }
@@ -302,6 +325,7 @@ pub struct Counters {
     pub nd: NdCounters,
     pub resolve: ResolveCounters,
     pub rewrite: RewriteCounters,
+    pub proxy: ProxyCounters,
     /// Reassembly of fragments addressed to the router (`reassembly.*`).
     pub reassembly: reassembly::Counters,
     /// Packets the router consumed without answering (Neighbor Advertisements).
@@ -359,6 +383,7 @@ impl Counters {
         self.nd.merge(&other.nd);
         self.resolve.merge(&other.resolve);
         self.rewrite.merge(&other.rewrite);
+        self.proxy.merge(&other.proxy);
         let (r, o) = (&mut self.reassembly, &other.reassembly);
         r.received += o.received;
         r.reassembled += o.reassembled;
@@ -396,6 +421,7 @@ impl Counters {
         self.nd.for_each(&mut f);
         self.resolve.for_each(&mut f);
         self.rewrite.for_each(&mut f);
+        self.proxy.for_each(&mut f);
         let r = &self.reassembly;
         f("reassembly.received", r.received);
         f("reassembly.reassembled", r.reassembled);

@@ -78,6 +78,7 @@ pub fn two_isp_site() -> Site {
         ],
         icmp_errors_per_sec: 10,
         nd: crate::site::NdTimers::default(),
+        proxied: Vec::new(),
     }
 }
 

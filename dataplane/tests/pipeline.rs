@@ -1206,6 +1206,52 @@ fn drop_cases() -> Vec<Case> {
             ..case("isp_next_hop_down", LAN, good.clone())
         },
         Case {
+            site: Some(proxy_site()),
+            setup: install_proxy_context,
+            ..case(
+                "proxy_unknown_flow_label",
+                ISP1,
+                m6_from_peer(PEER_AID, HOST1, 0x777, 160, &[0; 8]),
+            )
+        },
+        Case {
+            site: Some(proxy_site()),
+            setup: install_proxy_context,
+            ..case(
+                "proxy_dst_not_in_lsl_local",
+                ISP1,
+                m6_from_peer(PEER_AID, "2001:db8:1:1::11", 0x4242, 160, &[0; 8]),
+            )
+        },
+        Case {
+            site: Some(proxy_site()),
+            setup: install_proxy_context,
+            ..case(
+                "proxy_src_not_in_lsl_peer",
+                ISP1,
+                m6_from_peer("2001:db8:96::1", HOST1, 0x4242, 160, &[0; 8]),
+            )
+        },
+        Case {
+            site: Some(proxy_site()),
+            setup: install_proxy_context,
+            ..case(
+                "proxy_bad_m6_header",
+                ISP1,
+                m6_from_peer(PEER_AID, HOST1, 0x4242, 165, &[0; 8]),
+            )
+        },
+        Case {
+            site: Some(proxy_site()),
+            setup: install_proxy_context,
+            room: Some((0, 0)),
+            ..case(
+                "proxy_escape_no_room",
+                LAN,
+                echo_request(LAN_MAC, HOST_MAC, HOST1, PEER_AID, b"x"),
+            )
+        },
+        Case {
             // An echo from the Internet to the router's PA2 address arrives through ISP1
             // while ISP2, which owns PA2, is down.
             setup: |pl| pl.set_isp_admin(1, false),
@@ -1732,4 +1778,227 @@ fn rewritten_m6_control_messages_keep_a_valid_checksum() {
     // Type 201 (no rewrite) is not moved.
     let f = icmp_frame(LAN_MAC, HOST_MAC, HOST1, PEER, 64, 201, 1, &body);
     assert_eq!(run(&mut pl, LAN, &f, 0).0, Next::Tx(LAN), "code 5");
+}
+
+// ---------------------------------------------------------------------------------------
+// The proxy for legacy hosts (seed 002; seed 001 section 7.11)
+
+use dataplane::contexts::datapath::M6Event;
+use dataplane::contexts::{Context, Destination, LocatorSet};
+
+const PEER_AID: &str = "2001:db8:99::20";
+const PEER_L2: &str = "2001:db8:98::20";
+const PEER_UNVERIFIED: &str = "2001:db8:97::20";
+
+fn a(s: &str) -> u128 {
+    u128::from(ip(s))
+}
+
+fn install_proxy_context(pl: &mut Rig) {
+    pl.control.install_context(proxy_context());
+    pl.sync();
+}
+
+/// The two-ISP site proxying the LAN's two /64s.
+fn proxy_site() -> Site {
+    let mut s = two_isp_site();
+    s.proxied = vec![
+        "2001:db8:1:1::/64".parse().unwrap(),
+        "2001:db8:2:1::/64".parse().unwrap(),
+    ];
+    s
+}
+
+/// HOST1 (AID 2001:db8:1:1::10, locators under PA1 and PA2) with the peer.
+fn proxy_context() -> Context {
+    Context {
+        f_local: 0x4242,
+        aid_local: ip(HOST1).octets(),
+        aid_peer: ip(PEER_AID).octets(),
+        f_peer: 0xabcde,
+        lsl_local: LocatorSet::new(&[a(HOST1), a("2001:db8:2:1::10")]),
+        ls_local: LocatorSet::new(&[a(HOST1), a("2001:db8:2:1::10")]),
+        lsl_peer: LocatorSet::new(&[a(PEER_AID), a(PEER_L2), a(PEER_UNVERIFIED)]),
+        lsv_peer: LocatorSet::new(&[a(PEER_AID), a(PEER_L2)]),
+        lp_peer: ip(PEER_AID).octets(),
+        rewrite_ok: true,
+        transmit: true,
+    }
+}
+
+fn proxy_rig(with_context: bool) -> Rig {
+    let mut pl = Rig::new(proxy_site());
+    pl.add_static_neighbor(ISP1, ip("fe80::1"), ISP1_MAC);
+    pl.add_static_neighbor(LAN, ip(HOST1), HOST_MAC);
+    if with_context {
+        pl.control.install_context(proxy_context());
+        pl.sync();
+    }
+    pl
+}
+
+fn m6_events(pl: &mut Pipeline) -> Vec<M6Event> {
+    let mut v = Vec::new();
+    pl.drain_m6_events(&mut |e| v.push(e));
+    v
+}
+
+/// M6 data from the peer's `src` locator to `dst` with flow label `label`, next header `nh`.
+fn m6_from_peer(src: &str, dst: &str, label: u32, nh: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = ip_frame(ISP1_PORT_MAC, ISP1_MAC, src, dst, 60, nh, payload);
+    f[15] = (f[15] & 0xf0) | ((label >> 16) as u8 & 0x0f);
+    f[16] = (label >> 8) as u8;
+    f[17] = label as u8;
+    f
+}
+
+#[test]
+fn without_a_context_a_proxied_host_flows_as_plain_ipv6_and_the_first_packet_is_reported() {
+    let mut pl = proxy_rig(false);
+    let f = udp_frame(LAN_MAC, HOST_MAC, HOST1, PEER_AID, 64, 8);
+    let (next, out) = run(&mut pl, LAN, &f, 0);
+    assert_eq!(next, Next::Tx(ISP1), "the first packet never waits");
+    assert_eq!(out[20], 17, "plain UDP");
+    assert_eq!(
+        m6_events(&mut pl),
+        vec![M6Event::FirstPacket {
+            aid_local: a(HOST1),
+            aid_peer: a(PEER_AID)
+        }]
+    );
+    run(&mut pl, LAN, &f, SEC / 2);
+    assert!(m6_events(&mut pl).is_empty(), "once per peer");
+    // The destination cache answers for the control plane.
+    pl.control.set_destination(
+        ip(PEER_AID).octets(),
+        Some(Destination::NotM6 { until_ns: 10 * SEC }),
+    );
+    pl.sync();
+    run(&mut pl, LAN, &f, 5 * SEC);
+    assert!(m6_events(&mut pl).is_empty(), "not M6 until 10 s");
+    run(&mut pl, LAN, &f, 11 * SEC);
+    assert_eq!(m6_events(&mut pl).len(), 1, "the negative entry expired");
+    assert_eq!(c(&pl, "proxy.plain_out"), 4);
+}
+
+#[test]
+fn with_a_context_a_proxied_host_sends_m6_and_moves_isp_on_failure() {
+    let mut pl = proxy_rig(true);
+    let f = udp_frame(LAN_MAC, HOST_MAC, HOST1, PEER_AID, 64, 8);
+    let (next, out) = run(&mut pl, LAN, &f, 0);
+    let Next::Tx(port) = next else {
+        panic!("{next:?}")
+    };
+    assert_eq!(out[20], 161, "P1 + UDP");
+    assert_eq!(out[38..54], ip(PEER_AID).octets(), "Lp(peer)");
+    assert_eq!(
+        out[15] & 0x0f,
+        0x0a,
+        "flow label F(peer) = 0xabcde (high nibble)"
+    );
+    assert_eq!(out[16..18], [0xbc, 0xde]);
+    let want_src = if port == ISP1 {
+        HOST1
+    } else {
+        "2001:db8:2:1::10"
+    };
+    assert_eq!(out[22..38], ip(want_src).octets());
+    assert_eq!(
+        out[54..],
+        f[54..],
+        "UDP untouched: its checksum covers the AIDs"
+    );
+    assert!(m6_events(&mut pl).is_empty());
+    // ISP1 fails: the host's packets leave through ISP2 with its PA2 locator, no code 5.
+    pl.set_isp_link(0, false);
+    for flow in 0..8u8 {
+        let mut g = f.clone();
+        g[17] = flow;
+        let (next, out) = run(&mut pl, LAN, &g, 1);
+        assert_eq!(next, Next::Tx(ISP2));
+        assert_eq!(out[22..38], ip("2001:db8:2:1::10").octets());
+    }
+    assert_eq!(c(&pl, "proxy.translated_out"), 9);
+}
+
+#[test]
+fn inbound_m6_for_a_proxied_host_is_checked_and_restored() {
+    let mut pl = proxy_rig(true);
+    let payload = [9u8; 24];
+    // From Lp(peer) to the host's PA2 locator: the AIDs come back.
+    let f = m6_from_peer(PEER_AID, "2001:db8:2:1::10", 0x4242, 160, &payload);
+    let (next, out) = run(&mut pl, ISP1, &f, 0);
+    assert_eq!(next, Next::Tx(LAN));
+    assert_eq!(&out[0..6], &HOST_MAC);
+    assert_eq!(out[20], 6, "TCP");
+    assert_eq!(out[22..38], ip(PEER_AID).octets());
+    assert_eq!(out[38..54], ip(HOST1).octets());
+    assert_eq!(out[54..], payload);
+    assert!(m6_events(&mut pl).is_empty());
+    // Silent drops: destination not in Lsl(local), source not in Lsl(peer).
+    for (src, dst, reason) in [
+        (
+            PEER_AID,
+            "2001:db8:1:1::11",
+            "drop.proxy_dst_not_in_lsl_local",
+        ),
+        ("2001:db8:96::20", HOST1, "drop.proxy_src_not_in_lsl_peer"),
+    ] {
+        let f = m6_from_peer(src, dst, 0x4242, 160, &payload);
+        assert_eq!(run(&mut pl, ISP1, &f, 0).0, Next::Drop);
+        assert_eq!(c(&pl, reason), 1);
+    }
+    assert!(m6_events(&mut pl).is_empty(), "silently");
+    // Unknown label: dropped and reported (UC).
+    let f = m6_from_peer(PEER_AID, HOST1, 0x777, 160, &payload);
+    assert_eq!(run(&mut pl, ISP1, &f, 0).0, Next::Drop);
+    assert_eq!(
+        m6_events(&mut pl),
+        vec![M6Event::UnknownFlowLabel {
+            src: a(PEER_AID),
+            dst: a(HOST1),
+            flow_label: 0x777
+        }]
+    );
+    // An unverified source: accepted and reported for verification.
+    let f = m6_from_peer(PEER_UNVERIFIED, HOST1, 0x4242, 160, &payload);
+    assert_eq!(run(&mut pl, ISP1, &f, 0).0, Next::Tx(LAN));
+    assert_eq!(
+        m6_events(&mut pl),
+        vec![M6Event::NewSourceLocator {
+            aid_local: a(HOST1),
+            f_local: 0x4242,
+            src: a(PEER_UNVERIFIED)
+        }]
+    );
+    // A verified source other than Lp(peer): accepted, and it becomes Lp(peer) on this
+    // worker at once (7.11 step 3c) and is reported.
+    let f = m6_from_peer(PEER_L2, HOST1, 0x4242, 160, &payload);
+    assert_eq!(run(&mut pl, ISP1, &f, 0).0, Next::Tx(LAN));
+    assert_eq!(m6_events(&mut pl).len(), 1);
+    let out_f = udp_frame(LAN_MAC, HOST_MAC, HOST1, PEER_AID, 64, 8);
+    let (_, out) = run(&mut pl, LAN, &out_f, 0);
+    assert_eq!(out[38..54], ip(PEER_L2).octets(), "the new Lp(peer)");
+    assert_eq!(c(&pl, "proxy.lp_switched"), 1);
+    assert_eq!(c(&pl, "proxy.translated_in"), 3);
+}
+
+#[test]
+fn an_echo_from_a_proxied_host_goes_out_escaped_and_comes_back_restored() {
+    let mut pl = proxy_rig(true);
+    let req = echo_request(LAN_MAC, HOST_MAC, HOST1, PEER_AID, b"abc");
+    let (next, out) = run(&mut pl, LAN, &req, 0);
+    assert!(matches!(next, Next::Tx(ISP1 | ISP2)));
+    assert_eq!(out[20], 167, "P1 + escape");
+    assert_eq!(out[54], 58, "escape carrying ICMPv6");
+    // The peer's answer, escaped the same way, to our PA1 locator.
+    let mut body = vec![58, 0, 0, 0, 0, 0, 0, 0];
+    body.extend_from_slice(&req[54..]);
+    body[8] = 129;
+    let f = m6_from_peer(PEER_AID, HOST1, 0x4242, 167, &body);
+    let (next, back) = run(&mut pl, ISP1, &f, 0);
+    assert_eq!(next, Next::Tx(LAN));
+    assert_eq!(back[20], 58);
+    assert_eq!(back.len(), req.len());
+    assert_eq!(back[54], 129);
 }

@@ -93,6 +93,15 @@ struct RawConfig {
     ipv4: Option<String>,
     #[serde(default)]
     neighbor_discovery: Option<RawNd>,
+    #[serde(default)]
+    proxy: Option<RawProxy>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProxy {
+    #[serde(default)]
+    prefixes: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -283,6 +292,9 @@ pub struct DataplaneConfig {
     pub neighbors: Vec<StaticNeighbor>,
     pub icmp_errors_per_sec: u32,
     pub nd: NdTimers,
+    /// Prefixes of the legacy hosts the router proxies (seed 002): every LAN prefix their
+    /// AIDs and locators are in. Empty: no proxy.
+    pub proxy_prefixes: Vec<Ipv6Prefix>,
 }
 
 /// Neighbor Discovery timers (RFC 4861 section 10), in milliseconds.
@@ -712,6 +724,36 @@ impl DataplaneConfig {
             }
         }
 
+        let mut proxy_prefixes = Vec::new();
+        for (i, text) in raw
+            .proxy
+            .as_ref()
+            .map(|p| p.prefixes.as_slice())
+            .unwrap_or(&[])
+            .iter()
+            .enumerate()
+        {
+            let field = format!("proxy.prefixes[{i}]");
+            let p: Ipv6Prefix = text.parse().map_err(|e| {
+                err(
+                    field.clone(),
+                    format!(
+                        "expected an IPv6 prefix such as 2001:db8:1:1::/64, found {text:?} ({e})"
+                    ),
+                )
+            })?;
+            if !isps
+                .iter()
+                .any(|s| s.prefix.len() <= p.len() && s.prefix.contains(&p.network()))
+            {
+                return Err(err(
+                    field,
+                    format!("expected a prefix inside one of the ISPs' prefixes, found {text}"),
+                ));
+            }
+            proxy_prefixes.push(p);
+        }
+
         Ok(DataplaneConfig {
             eal_args: raw.eal.args,
             mempool_mbufs,
@@ -726,6 +768,7 @@ impl DataplaneConfig {
                 .icmp_errors_per_sec
                 .unwrap_or(DEFAULT_ICMP_ERRORS_PER_SEC),
             nd,
+            proxy_prefixes,
         })
     }
 }

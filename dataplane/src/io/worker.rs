@@ -8,6 +8,7 @@ use crossbeam_channel::{Receiver, Sender};
 use dpdk_bindings::{free_bulk, Mbuf, Mempool, RxQueue, TxQueue};
 use proto::config::PollingMode;
 
+use crate::contexts::datapath::M6Event;
 use crate::neighbor::NeighborEvent;
 use crate::pipeline::{Next, Pipeline};
 
@@ -38,6 +39,8 @@ pub struct WorkerPlan {
     /// Neighbor events for the control thread (bounded: a full channel loses the event,
     /// counted, rather than block or allocate; the next packet asks again).
     pub events: Sender<NeighborEvent>,
+    /// M6 reports for the control plane (bounded the same way).
+    pub m6_events: Sender<M6Event>,
     /// The clock every worker and the control thread share (neighbor timers compare
     /// times from different threads).
     pub epoch: Instant,
@@ -135,6 +138,12 @@ pub fn run_worker(
         let events = &plan.events;
         pipeline.drain_events(&mut |ev| {
             if events.try_send(ev).is_err() {
+                io.events_dropped += 1;
+            }
+        });
+        let m6_events = &plan.m6_events;
+        pipeline.drain_m6_events(&mut |ev| {
+            if m6_events.try_send(ev).is_err() {
                 io.events_dropped += 1;
             }
         });

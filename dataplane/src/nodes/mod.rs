@@ -16,6 +16,8 @@ pub mod icmp_error;
 pub mod inbound;
 pub mod local;
 pub mod nd;
+pub mod proxy_in;
+pub mod proxy_out;
 pub mod reassembly;
 pub mod rewrite;
 
@@ -46,6 +48,8 @@ pub enum DropCause {
     Inbound(inbound::DropReason),
     Adjacency(adjacency::DropReason),
     ExtHdr(exthdr::DropReason),
+    ProxyIn(proxy_in::DropReason),
+    ProxyOut(proxy_out::DropReason),
     Pipeline(PipelineDrop),
 }
 
@@ -61,6 +65,8 @@ impl DropCause {
             DropCause::Inbound(r) => r.name(),
             DropCause::Adjacency(r) => r.name(),
             DropCause::ExtHdr(r) => r.name(),
+            DropCause::ProxyIn(r) => r.name(),
+            DropCause::ProxyOut(r) => r.name(),
             DropCause::Pipeline(r) => r.name(),
         }
     }

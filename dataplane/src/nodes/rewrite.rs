@@ -58,14 +58,18 @@ pub fn pick(t: &SiteTables, live: &[IspLive], src: Addr, dst: Addr, flow: u32) -
     if n == 0 {
         return None;
     }
-    // A multiplicative hash of the three fields (not cryptographic: the choice only needs
-    // to be stable per flow and spread across flows).
+    let k = (flow_hash(src, dst, flow) % n as u64) as usize;
+    (0..t.isps.len()).filter(|&i| usable(i)).nth(k)
+}
+
+/// A hash of a flow (source, destination, flow label) that picks its egress ISP: stable
+/// per flow, spread across flows (not cryptographic: nothing is hidden by it).
+#[inline]
+pub fn flow_hash(src: Addr, dst: Addr, flow: u32) -> u64 {
     let x = (src ^ src.rotate_left(64) ^ dst.rotate_left(17)) as u64
         ^ ((src >> 64) as u64).rotate_left(29)
         ^ u64::from(flow).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    let h = x.wrapping_mul(0xff51_afd7_ed55_8ccd) >> 32;
-    let k = (h % n as u64) as usize;
-    (0..t.isps.len()).filter(|&i| usable(i)).nth(k)
+    x.wrapping_mul(0xff51_afd7_ed55_8ccd) >> 32
 }
 
 /// Rewrites the source locator of the packet in `buf` to ISP `isp`'s prefix (the part

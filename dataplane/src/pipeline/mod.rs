@@ -26,6 +26,8 @@ mod held;
 mod originate;
 
 use crate::buf::PacketBuf;
+use crate::contexts::datapath::{ContextReader, M6Event};
+use crate::contexts::Context;
 use crate::control::WorkerTables;
 use crate::isp::IspTable;
 use crate::neighbor::datapath::{Hold, HoldMeta, HoldQueue, Lookup, Resolver};
@@ -35,7 +37,8 @@ use crate::nodes::classify::{self, Disposition, Parsed};
 use crate::nodes::icmp_error::{self, Kind, TokenBucket};
 use crate::nodes::reassembly::{self, Reassembler};
 use crate::nodes::{
-    adjacency, echo, egress, exthdr, inbound, local, nd, rewrite, DropCause, PipelineDrop,
+    adjacency, echo, egress, exthdr, inbound, local, nd, proxy_in, proxy_out, rewrite, DropCause,
+    PipelineDrop,
 };
 use crate::site::{Role, Site, SiteTables};
 use crate::stats::Counters;
@@ -164,6 +167,7 @@ pub struct Pipeline {
     tables: SiteTables,
     isps: Reader<IspTable>,
     resolver: Resolver,
+    contexts: ContextReader,
     held: HoldQueue,
     icmp_bucket: TokenBucket,
     counters: Counters,
@@ -206,6 +210,7 @@ impl Pipeline {
             // One memo slot per ISP next hop, one for LAN hosts.
             resolver: Resolver::new(tables.neighbors, site.isps.len() + 1),
             isps: tables.isps,
+            contexts: ContextReader::new(tables.contexts),
             held: HoldQueue::new(),
             tables: compiled,
             counters,
@@ -257,12 +262,14 @@ impl Pipeline {
             self.process_chunk(rx_port, p, x, now_ns);
         }
         self.counters.resolve = self.resolver.counters.clone();
+        self.counters.proxy = self.contexts.counters.clone();
     }
 
     /// Applies the control thread's table changes (done at the start of every burst too).
     pub fn sync(&mut self) {
         self.resolver.sync();
         self.isps.sync();
+        self.contexts.sync();
     }
 
     fn process_chunk<B: PacketBuf>(
@@ -282,7 +289,7 @@ impl Pipeline {
         self.classify_stage(rx, pkts);
         self.local_stage(rx, pkts, next, now);
         self.egress_stage(pkts, now);
-        self.inbound_stage(rx, pkts);
+        self.inbound_stage(rx, pkts, now);
         self.adjacency_stage(rx, pkts, next, now);
         self.icmp_error_stage(rx, pkts, next, now);
     }
@@ -452,6 +459,40 @@ impl Pipeline {
             let (Some(slot), Some(b)) = (self.slots.get_mut(i), pkts.get_mut(i)) else {
                 continue;
             };
+            // A proxied legacy host: M6 through its context if one is usable (seed 002),
+            // else plain IPv6 and, for a new peer, a report.
+            if self.tables.is_proxied(slot.p.src)
+                && !slot.p.rewrite_ok
+                && !matches!(slot.p.l4_proto, classify::P1..=0xaf)
+                && !self.tables.in_site(slot.p.dst)
+            {
+                let (src, dst) = (slot.p.src, slot.p.dst);
+                let ctx: Option<Context> = self.contexts.table().by_aids(src, dst).copied();
+                match ctx {
+                    Some(c) if c.transmit && c.f_peer != 0 => {
+                        let flow = rewrite::flow_label(b.data().get(slot.p.l3()..).unwrap_or(&[]));
+                        let live = &self.isps.get().0;
+                        let picked = proxy_out::pick(&self.tables, live, &c, dst, flow);
+                        let lp = self.contexts.lp_peer(&c);
+                        let port = picked.and_then(|(isp, _)| self.tables.isps.get(isp)?.port);
+                        if let (Some((isp, from)), Some(lp), Some(port)) = (picked, lp, port) {
+                            match proxy_out::translate(b, &mut slot.p, &c, from, lp) {
+                                Ok(()) => {
+                                    self.contexts.counters.translated_out += 1;
+                                    slot.out_port = port;
+                                    slot.hop = Hop::Isp(isp);
+                                    self.frames.adjacency.push(i);
+                                }
+                                Err(r) => self.counters.drop.count(DropCause::ProxyOut(r)),
+                            }
+                            continue;
+                        }
+                    }
+                    Some(_) => {}
+                    None => self.contexts.first_packet(src, dst, now),
+                }
+                self.contexts.counters.plain_out += 1;
+            }
             // Rewrite ok: any usable ISP, picked per flow, with the source locator
             // rewritten to its prefix (seed 001 sections 6 and 11).
             if slot.p.rewrite_ok && self.tables.in_site(slot.p.src) {
@@ -514,10 +555,10 @@ impl Pipeline {
     }
 
     /// Stage 4: ISP -> LAN filter.
-    fn inbound_stage<B: PacketBuf>(&mut self, rx: usize, pkts: &[B]) {
+    fn inbound_stage<B: PacketBuf>(&mut self, rx: usize, pkts: &mut [B], now: u64) {
         for k in 0..self.frames.inbound.n {
             let i = self.frames.inbound.get(k);
-            let (Some(slot), Some(b)) = (self.slots.get_mut(i), pkts.get(i)) else {
+            let (Some(slot), Some(b)) = (self.slots.get_mut(i), pkts.get_mut(i)) else {
                 continue;
             };
             match inbound::select(&self.tables, slot.p.dst) {
@@ -526,6 +567,48 @@ impl Pipeline {
                         .and_then(|isp| self.counters.isp_rx.get_mut(isp))
                     {
                         c.add(b.len());
+                    }
+                    // M6 data for a proxied host: the context's checks, then the AIDs back
+                    // (seed 001 section 7.11).
+                    let nh = slot.p.l4_proto;
+                    let base = match nh {
+                        classify::P1..=0xa7 => Some(classify::P1),
+                        classify::P2..=0xaf => Some(classify::P2),
+                        _ => None,
+                    };
+                    if let (Some(base), true) = (base, self.tables.is_proxied(slot.p.dst)) {
+                        let (src, dst) = (slot.p.src, slot.p.dst);
+                        let label = rewrite::flow_label(b.data().get(slot.p.l3()..).unwrap_or(&[]));
+                        let contexts = &self.contexts;
+                        let checked = proxy_in::check(contexts.table(), label, src, dst, |c| {
+                            contexts.lp_peer(c)
+                        });
+                        let ctx = match checked {
+                            Ok((ctx, note)) => {
+                                match note {
+                                    proxy_in::SourceNote::Preferred => {}
+                                    proxy_in::SourceNote::NewPreferred => {
+                                        self.contexts.switch_lp(&ctx, src, now)
+                                    }
+                                    proxy_in::SourceNote::Unverified => {
+                                        self.contexts.new_source(&ctx, src, now)
+                                    }
+                                }
+                                ctx
+                            }
+                            Err(r) => {
+                                self.counters.drop.count(DropCause::ProxyIn(r));
+                                if r == proxy_in::DropReason::UnknownFlowLabel {
+                                    self.contexts.unknown_label(src, dst, label, now);
+                                }
+                                continue;
+                            }
+                        };
+                        if let Err(r) = proxy_in::restore(b, &mut slot.p, &ctx, base) {
+                            self.counters.drop.count(DropCause::ProxyIn(r));
+                            continue;
+                        }
+                        self.contexts.counters.translated_in += 1;
                     }
                     slot.out_port = lan_port;
                     slot.hop = Hop::Host(slot.p.dst);
@@ -761,6 +844,12 @@ impl Pipeline {
         }
         self.generated.frames.clear();
         self.generated.bytes.clear();
+    }
+
+    /// Hands every M6 report (first packets, unknown flow labels, new source locators) for
+    /// the control plane to `out`, and forgets them.
+    pub fn drain_m6_events(&mut self, out: &mut impl FnMut(M6Event)) {
+        self.contexts.drain_events(out);
     }
 
     /// Hands every neighbor event for the control thread to `out`, and forgets them.

@@ -1,0 +1,193 @@
+//! The worker's side of the contexts: its replica, the Lp(peer) it switched to on its own
+//! evidence (seed 001 section 7.11 step 3c: "at once"), and its reports to the control
+//! plane, rate-limited per key and, for unknown flow labels, per worker (a flood of M6 data
+//! with random labels must not become a flood of reports; each one costs the control plane
+//! an Unknown Context message).
+
+use hashbrown::HashMap;
+
+use super::{Context, ContextTable, Destination};
+use crate::net::addr::Addr;
+use crate::nodes::icmp_error::TokenBucket;
+use crate::stats::named_counters;
+use crate::tables::Reader;
+
+/// At most one report per key per this interval.
+pub const REPORT_INTERVAL_NS: u64 = 1_000_000_000;
+/// Unknown-flow-label reports per worker per second at most.
+pub const UNKNOWN_LABEL_REPORTS_PER_SEC: u32 = 100;
+/// Keys remembered for rate limiting, and Lp(peer) overrides held, at most (cleared when
+/// full).
+pub const MAX_KEYS: usize = 4096;
+/// Reports queued between two drains at most.
+pub const MAX_EVENTS: usize = 1024;
+
+/// What a worker reports about M6 traffic (the engine's `DataPathEvent`s).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum M6Event {
+    /// A proxied host sent to a peer AID with no context and no destination cache entry
+    /// (seed 001 section 4.1; seed 002 section 6 step 4).
+    FirstPacket { aid_local: Addr, aid_peer: Addr },
+    /// M6 data with a flow label no context has (7.11 step 1a): answer with UC.
+    UnknownFlowLabel {
+        src: Addr,
+        dst: Addr,
+        flow_label: u32,
+    },
+    /// A source locator other than Lp(peer) arrived on a context (7.11 steps 3b, 3c).
+    NewSourceLocator {
+        aid_local: Addr,
+        f_local: u32,
+        src: Addr,
+    },
+}
+
+named_counters! {
+    /// The proxy (`proxy.*`).
+    pub struct ProxyCounters("proxy") {
+        /// Packets from proxied hosts sent as M6 data.
+        translated_out,
+        /// M6 data restored and delivered to proxied hosts.
+        translated_in,
+        /// Packets from proxied hosts sent as plain IPv6 (no usable context yet).
+        plain_out,
+        /// Reports queued (first packets, unknown labels, new source locators).
+        reported,
+        /// Reports held back by the rate limits.
+        report_ratelimited,
+        /// Reports lost to a full queue.
+        report_dropped,
+        /// Lp(peer) changed on this worker by a source in Lsv(peer) (7.11 step 3c).
+        lp_switched,
+    }
+}
+
+/// One worker's view of the contexts.
+pub struct ContextReader {
+    table: Reader<ContextTable>,
+    /// (AID(local), AID(peer)) -> Lp(peer) this worker switched to.
+    lp_override: HashMap<(Addr, Addr), Addr>,
+    reported: HashMap<(Addr, Addr, u32), u64>,
+    unknown_bucket: TokenBucket,
+    events: Vec<M6Event>,
+    pub counters: ProxyCounters,
+}
+
+impl ContextReader {
+    pub fn new(table: Reader<ContextTable>) -> ContextReader {
+        ContextReader {
+            table,
+            lp_override: HashMap::new(),
+            reported: HashMap::with_capacity(MAX_KEYS),
+            unknown_bucket: TokenBucket::new(UNKNOWN_LABEL_REPORTS_PER_SEC),
+            events: Vec::with_capacity(MAX_EVENTS),
+            counters: ProxyCounters::default(),
+        }
+    }
+
+    /// Applies the owner's changes; how many.
+    pub fn sync(&mut self) -> usize {
+        self.table.sync()
+    }
+
+    /// The replica.
+    #[inline]
+    pub fn table(&self) -> &ContextTable {
+        self.table.get()
+    }
+
+    /// Lp(peer) as this worker uses it: its own switch if still a verified locator of the
+    /// context, else the published one.
+    #[inline]
+    pub fn lp_peer(&self, ctx: &Context) -> Option<Addr> {
+        match self.lp_override.get(&(ctx.aid_local(), ctx.aid_peer())) {
+            Some(&a) if ctx.lsv_peer.contains(a) => Some(a),
+            _ => ctx.lp_peer(),
+        }
+    }
+
+    /// Switches Lp(peer) of `ctx` to `src` on this worker (7.11 step 3c) and reports it.
+    pub fn switch_lp(&mut self, ctx: &Context, src: Addr, now: u64) {
+        if self.lp_override.len() >= MAX_KEYS {
+            self.lp_override.clear();
+        }
+        self.lp_override
+            .insert((ctx.aid_local(), ctx.aid_peer()), src);
+        self.counters.lp_switched += 1;
+        self.new_source(ctx, src, now);
+    }
+
+    /// Reports a source locator other than Lp(peer) on `ctx`.
+    pub fn new_source(&mut self, ctx: &Context, src: Addr, now: u64) {
+        if self.due((ctx.aid_local(), src, ctx.f_local), now) {
+            self.push(M6Event::NewSourceLocator {
+                aid_local: ctx.aid_local(),
+                f_local: ctx.f_local,
+                src,
+            });
+        }
+    }
+
+    /// A proxied host sends to `aid_peer` without a usable context: reports it when the
+    /// destination cache does not already know the peer (or its negative entry expired).
+    pub fn first_packet(&mut self, aid_local: Addr, aid_peer: Addr, now: u64) {
+        let known = match self.table().destination(aid_peer) {
+            Some(Destination::Pending | Destination::M6) => true,
+            Some(Destination::NotM6 { until_ns }) => now < until_ns,
+            None => false,
+        };
+        if !known && self.due((aid_local, aid_peer, u32::MAX), now) {
+            self.push(M6Event::FirstPacket {
+                aid_local,
+                aid_peer,
+            });
+        }
+    }
+
+    /// M6 data arrived with a flow label no context has.
+    pub fn unknown_label(&mut self, src: Addr, dst: Addr, flow_label: u32, now: u64) {
+        if !self.unknown_bucket.take(now) {
+            self.counters.report_ratelimited += 1;
+            return;
+        }
+        if self.due((src, dst, flow_label), now) {
+            self.push(M6Event::UnknownFlowLabel {
+                src,
+                dst,
+                flow_label,
+            });
+        }
+    }
+
+    /// Hands every queued report to `out`, and forgets them.
+    pub fn drain_events(&mut self, out: &mut impl FnMut(M6Event)) {
+        for e in self.events.drain(..) {
+            out(e);
+        }
+    }
+
+    fn due(&mut self, key: (Addr, Addr, u32), now: u64) -> bool {
+        if let Some(last) = self.reported.get_mut(&key) {
+            if now.saturating_sub(*last) < REPORT_INTERVAL_NS {
+                self.counters.report_ratelimited += 1;
+                return false;
+            }
+            *last = now;
+            return true;
+        }
+        if self.reported.len() >= MAX_KEYS {
+            self.reported.clear();
+        }
+        self.reported.insert(key, now);
+        true
+    }
+
+    fn push(&mut self, e: M6Event) {
+        if self.events.len() < MAX_EVENTS {
+            self.events.push(e);
+            self.counters.reported += 1;
+        } else {
+            self.counters.report_dropped += 1;
+        }
+    }
+}
