@@ -7,9 +7,11 @@ use crate::contexts::datapath::M6Event;
 use crate::contexts::{Context, ContextOp, ContextTable, Destination};
 use crate::isp::{IspOwner, IspTable};
 use crate::neighbor::owner::{NeighborOwner, OwnerCounters};
+use crate::neighbor::Reach;
 use crate::neighbor::{NeighborEvent, NeighborTable};
 use crate::net::addr;
-use crate::site::Site;
+use crate::net::ethernet::{self, ethertype};
+use crate::site::{Site, SiteTables};
 use crate::tables::{Reader, Writer};
 
 /// Depth of each worker's queue of context changes (a worker that falls further behind
@@ -35,6 +37,7 @@ pub struct Control {
     m6_events: Vec<M6Event>,
     /// M6 reports lost because the queue was full.
     pub m6_events_dropped: u64,
+    site: SiteTables,
     log: Vec<String>,
 }
 
@@ -48,6 +51,7 @@ impl Control {
             contexts: Writer::new(ContextTable::new(0), CONTEXT_PUBLISH_DEPTH),
             m6_events: Vec::new(),
             m6_events_dropped: 0,
+            site: SiteTables::new(site),
             log: Vec::new(),
         }
     }
@@ -81,6 +85,36 @@ impl Control {
     /// The published contexts.
     pub fn contexts(&self) -> &ContextTable {
         self.contexts.get()
+    }
+
+    /// The frame and port for an IPv6 packet the control plane injects: through ISP `isp`
+    /// (its next hop's MAC), or with `None` to an on-link LAN destination; `None` when the
+    /// next hop is not resolved (the control plane retransmits) or the ISP is unusable.
+    pub fn frame_for_injected(&self, isp: Option<u16>, packet: &[u8]) -> Option<(usize, Vec<u8>)> {
+        let dst = addr::from_bytes(packet.get(24..40)?.try_into().ok()?);
+        let (port, hop, static_mac) = match isp {
+            Some(i) => {
+                let i = usize::from(i);
+                let s = self.site.isps.get(i)?;
+                if !self.isps.get(i)?.usable() {
+                    return None;
+                }
+                (s.port?, s.next_hop, s.static_mac)
+            }
+            None => (self.site.lan_port?, dst, None),
+        };
+        let mac = match static_mac {
+            Some(m) => m,
+            None => match self.neighbors.table().get(port, hop) {
+                Some(n) if n.reach != Reach::Failed => n.mac,
+                _ => return None,
+            },
+        };
+        let src_mac = self.site.ports.get(port)?.mac;
+        let mut frame = vec![0u8; ethernet::HEADER_LEN];
+        ethernet::emit(&mut frame, mac, src_mac, None, ethertype::IPV6);
+        frame.extend_from_slice(packet);
+        Some((port, frame))
     }
 
     /// Takes a worker's M6 report for the control plane.

@@ -20,6 +20,7 @@
 )]
 
 pub mod buf;
+pub mod channel;
 pub mod contexts;
 pub mod control;
 /// DPDK glue: mbufs as [`PacketBuf`]s and the polling worker.

@@ -170,6 +170,18 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
         control_plane.add_static_neighbor(n.port, n.address, n.mac);
     }
     let epoch = Instant::now();
+    // The channel to m6-controlplane; this start's instance number tells a reconnecting
+    // control plane that the dataplane's tables are new.
+    let instance = epoch.elapsed().as_nanos() as u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+    let mut channel = dataplane::channel::ChannelServer::bind(
+        &config.channel.path,
+        config.channel.mode,
+        instance,
+    )
+    .map_err(|e| format!("channel.path: {e}"))?;
 
     // Workers: each gets its RX queues, TX queue `w` on every port, its replicas of the
     // tables, and channels to the control thread. Bounded channels: a stuck receiver
@@ -248,7 +260,10 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
     let mut link_up: Vec<Option<bool>> = vec![None; config.isps.len()];
     let mut last_poll = Instant::now() - LINK_POLL_INTERVAL;
     let mut transmit_dropped: u64 = 0;
-    let mut m6_reports: u64 = 0;
+    let mut inject_unroutable: u64 = 0;
+    // ISP states as last told to the control plane (all again after a reconnection).
+    let mut told: Vec<Option<bool>> = vec![None; config.isps.len()];
+    let mut told_connections = 0;
     while !stop.load(Ordering::Relaxed) {
         let now = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
         for ev in events_rx.try_iter() {
@@ -257,8 +272,21 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
         for ev in m6_rx.try_iter() {
             control_plane.m6_event(ev);
         }
-        // No control-plane channel yet (issue 8 item 2): the reports are counted and let go.
-        control_plane.drain_m6_events(&mut |_| m6_reports += 1);
+        control_plane.drain_m6_events(&mut |e| channel.report(e));
+        let mut injected = Vec::new();
+        channel.poll(&mut control_plane, now, &mut |i| injected.push(i));
+        if let Some(w0) = control.first() {
+            for i in injected {
+                match control_plane.frame_for_injected(i.isp, &i.packet) {
+                    Some((port, frame)) => {
+                        if w0.try_send(ControlMsg::Transmit { port, frame }).is_err() {
+                            transmit_dropped += 1;
+                        }
+                    }
+                    None => inject_unroutable += 1,
+                }
+            }
+        }
         control_plane.tick(now);
         // Solicitations go out through worker 0's TX queues.
         if let Some(w0) = control.first() {
@@ -282,6 +310,22 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
                 if link_up[i] != Some(up) {
                     link_up[i] = Some(up);
                     control_plane.set_link(i, up);
+                }
+            }
+        }
+        if channel.counters.connections != told_connections {
+            told_connections = channel.counters.connections;
+            told.iter_mut().for_each(|t| *t = None);
+        }
+        if channel.connected() {
+            for (i, t) in told.iter_mut().enumerate() {
+                let usable = control_plane.isps.get(i).is_some_and(|s| s.usable());
+                if *t != Some(usable) {
+                    *t = Some(usable);
+                    channel.send(&proto::channel::Message::IspState {
+                        isp: i as u16,
+                        usable,
+                    });
                 }
             }
         }
@@ -337,7 +381,10 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
     println!("counter io.alloc_failures {}", io.alloc_failures);
     println!("counter io.events_dropped {}", io.events_dropped);
     println!("counter io.transmit_dropped {transmit_dropped}");
-    println!("counter m6.reports_unsent {m6_reports}");
+    println!("counter io.inject_unroutable {inject_unroutable}");
+    channel
+        .counters
+        .for_each(&mut |name, value| println!("counter {name} {value}"));
     control_plane
         .counters()
         .for_each(&mut |name, value| println!("counter {name} {value}"));

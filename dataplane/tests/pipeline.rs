@@ -1243,6 +1243,39 @@ fn drop_cases() -> Vec<Case> {
         },
         Case {
             site: Some(proxy_site()),
+            // Past the worker's punt rate for M6 control (2000 per second).
+            setup: |pl| {
+                let f = icmp_frame(
+                    ISP1_PORT_MAC,
+                    ISP1_MAC,
+                    PEER_AID,
+                    HOST1,
+                    60,
+                    200,
+                    1,
+                    &[0; 16],
+                );
+                for _ in 0..2000 {
+                    run(pl, ISP1, &f, 0);
+                }
+            },
+            ..case(
+                "proxy_punt_ratelimited",
+                ISP1,
+                icmp_frame(
+                    ISP1_PORT_MAC,
+                    ISP1_MAC,
+                    PEER_AID,
+                    HOST1,
+                    60,
+                    200,
+                    1,
+                    &[0; 16],
+                ),
+            )
+        },
+        Case {
+            site: Some(proxy_site()),
             setup: install_proxy_context,
             room: Some((0, 0)),
             ..case(
@@ -2001,4 +2034,46 @@ fn an_echo_from_a_proxied_host_goes_out_escaped_and_comes_back_restored() {
     assert_eq!(back[20], 58);
     assert_eq!(back.len(), req.len());
     assert_eq!(back[54], 129);
+}
+
+#[test]
+fn m6_control_for_a_proxied_host_or_the_router_is_punted() {
+    let mut pl = proxy_rig(true);
+    let f = icmp_frame(
+        ISP1_PORT_MAC,
+        ISP1_MAC,
+        PEER_AID,
+        "2001:db8:2:1::10",
+        60,
+        200,
+        1,
+        &[7; 16],
+    );
+    assert_eq!(
+        run(&mut pl, ISP1, &f, 0).0,
+        Next::Drop,
+        "not forwarded to the legacy host"
+    );
+    assert_eq!(
+        m6_events(&mut pl),
+        vec![M6Event::Punt {
+            port: ISP1 as u16,
+            packet: f[14..].to_vec()
+        }]
+    );
+    // To the router itself.
+    let f = icmp_frame(
+        ISP1_PORT_MAC,
+        ISP1_MAC,
+        PEER_AID,
+        "2001:db8:ff01::2",
+        60,
+        201,
+        2,
+        &[7; 16],
+    );
+    run(&mut pl, ISP1, &f, 0);
+    assert_eq!(m6_events(&mut pl).len(), 1);
+    assert_eq!(c(&pl, "proxy.punted"), 2);
+    assert_eq!(pl.counters().drop.total(), 0);
 }

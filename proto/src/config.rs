@@ -95,6 +95,17 @@ struct RawConfig {
     neighbor_discovery: Option<RawNd>,
     #[serde(default)]
     proxy: Option<RawProxy>,
+    #[serde(default)]
+    channel: Option<RawChannel>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChannel {
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    mode: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -295,7 +306,21 @@ pub struct DataplaneConfig {
     /// Prefixes of the legacy hosts the router proxies (seed 002): every LAN prefix their
     /// AIDs and locators are in. Empty: no proxy.
     pub proxy_prefixes: Vec<Ipv6Prefix>,
+    /// The Unix socket the dataplane listens on for `m6-controlplane`.
+    pub channel: ChannelConfig,
 }
+
+/// Where the dataplane <-> control-plane channel lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelConfig {
+    /// Socket path ([`DEFAULT_CHANNEL_PATH`] unless configured).
+    pub path: std::path::PathBuf,
+    /// Permission bits of the socket (0600 unless configured).
+    pub mode: u32,
+}
+
+/// The channel's socket unless configured.
+pub const DEFAULT_CHANNEL_PATH: &str = "/run/m6/dataplane.sock";
 
 /// Neighbor Discovery timers (RFC 4861 section 10), in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -754,6 +779,37 @@ impl DataplaneConfig {
             proxy_prefixes.push(p);
         }
 
+        let channel = {
+            let c = raw.channel.as_ref();
+            let path = c
+                .and_then(|c| c.path.clone())
+                .unwrap_or_else(|| DEFAULT_CHANNEL_PATH.to_string());
+            if !path.starts_with('/') {
+                return Err(err(
+                    "channel.path".into(),
+                    format!("expected an absolute path, found {path:?}"),
+                ));
+            }
+            let mode_text = c
+                .and_then(|c| c.mode.clone())
+                .unwrap_or_else(|| "0600".into());
+            let mode = u32::from_str_radix(mode_text.trim_start_matches("0o"), 8)
+                .ok()
+                .filter(|m| *m <= 0o777)
+                .ok_or_else(|| {
+                    err(
+                        "channel.mode".into(),
+                        format!(
+                            "expected octal permission bits such as \"0600\", found {mode_text:?}"
+                        ),
+                    )
+                })?;
+            ChannelConfig {
+                path: path.into(),
+                mode,
+            }
+        };
+
         Ok(DataplaneConfig {
             eal_args: raw.eal.args,
             mempool_mbufs,
@@ -769,6 +825,7 @@ impl DataplaneConfig {
                 .unwrap_or(DEFAULT_ICMP_ERRORS_PER_SEC),
             nd,
             proxy_prefixes,
+            channel,
         })
     }
 }

@@ -22,9 +22,16 @@ pub const MAX_KEYS: usize = 4096;
 /// Reports queued between two drains at most.
 pub const MAX_EVENTS: usize = 1024;
 
-/// What a worker reports about M6 traffic (the engine's `DataPathEvent`s).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Punted M6 control packets per worker per second at most (an INIT flood is cut here).
+pub const PUNTS_PER_SEC: u32 = 2000;
+
+/// What a worker reports about M6 traffic (the engine's `DataPathEvent`s), and the M6
+/// control packets it hands to the control plane.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum M6Event {
+    /// An M6 control message (ICMPv6 type 200/201) for the router or a proxied host: the
+    /// IPv6 packet as received on `port`.
+    Punt { port: u16, packet: Vec<u8> },
     /// A proxied host sent to a peer AID with no context and no destination cache entry
     /// (seed 001 section 4.1; seed 002 section 6 step 4).
     FirstPacket { aid_local: Addr, aid_peer: Addr },
@@ -59,6 +66,10 @@ named_counters! {
         report_dropped,
         /// Lp(peer) changed on this worker by a source in Lsv(peer) (7.11 step 3c).
         lp_switched,
+        /// M6 control packets handed to the control plane.
+        punted,
+        /// M6 control packets not handed over: the punt rate limit.
+        punt_ratelimited,
     }
 }
 
@@ -69,6 +80,7 @@ pub struct ContextReader {
     lp_override: HashMap<(Addr, Addr), Addr>,
     reported: HashMap<(Addr, Addr, u32), u64>,
     unknown_bucket: TokenBucket,
+    punt_bucket: TokenBucket,
     events: Vec<M6Event>,
     pub counters: ProxyCounters,
 }
@@ -80,6 +92,7 @@ impl ContextReader {
             lp_override: HashMap::new(),
             reported: HashMap::with_capacity(MAX_KEYS),
             unknown_bucket: TokenBucket::new(UNKNOWN_LABEL_REPORTS_PER_SEC),
+            punt_bucket: TokenBucket::new(PUNTS_PER_SEC),
             events: Vec::with_capacity(MAX_EVENTS),
             counters: ProxyCounters::default(),
         }
@@ -157,6 +170,21 @@ impl ContextReader {
                 flow_label,
             });
         }
+    }
+
+    /// Hands an M6 control packet (the IPv6 packet) received on `port` to the control
+    /// plane, within the punt rate; whether it was taken.
+    pub fn punt(&mut self, port: usize, packet: &[u8], now: u64) -> bool {
+        if !self.punt_bucket.take(now) {
+            self.counters.punt_ratelimited += 1;
+            return false;
+        }
+        self.counters.punted += 1;
+        self.push(M6Event::Punt {
+            port: port as u16,
+            packet: packet.to_vec(),
+        });
+        true
     }
 
     /// Hands every queued report to `out`, and forgets them.

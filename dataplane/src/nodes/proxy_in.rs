@@ -33,6 +33,8 @@ reasons! {
         SrcNotInLslPeer = "proxy_src_not_in_lsl_peer",
         /// M6 slot 5 or 6 (reserved), or an escape header naming M6 or running past the end.
         BadM6Header = "proxy_bad_m6_header",
+        /// An M6 control message for a proxied host over the worker's punt rate.
+        PuntRateLimited = "proxy_punt_ratelimited",
     }
 }
 

@@ -391,6 +391,18 @@ impl Pipeline {
                 }
                 continue;
             }
+            // M6 control for the router itself: the control plane's (seed 001 section 7).
+            if p.l4_proto == crate::net::ipv6::proto::ICMPV6
+                && matches!(p.icmp_type, Some(200 | 201))
+            {
+                let packet = b.data().get(p.l3()..p.end()).unwrap_or(&[]);
+                if !self.contexts.punt(rx, packet, now) {
+                    self.counters
+                        .drop
+                        .count(DropCause::ProxyIn(proxy_in::DropReason::PuntRateLimited));
+                }
+                continue;
+            }
             match local::dispatch(&p) {
                 Err(r) => self.counters.drop.count(DropCause::Local(r)),
                 Ok(local::Handler::Echo) => {
@@ -576,6 +588,20 @@ impl Pipeline {
                         classify::P2..=0xaf => Some(classify::P2),
                         _ => None,
                     };
+                    // M6 control for a proxied host: the control plane runs the protocol on
+                    // its behalf (seed 002 section 6 step 5A).
+                    if self.tables.is_proxied(slot.p.dst)
+                        && matches!(slot.p.icmp_type, Some(200 | 201))
+                        && slot.p.l4_proto == crate::net::ipv6::proto::ICMPV6
+                    {
+                        let packet = b.data().get(slot.p.l3()..slot.p.end()).unwrap_or(&[]);
+                        if !self.contexts.punt(rx, packet, now) {
+                            self.counters
+                                .drop
+                                .count(DropCause::ProxyIn(proxy_in::DropReason::PuntRateLimited));
+                        }
+                        continue;
+                    }
                     if let (Some(base), true) = (base, self.tables.is_proxied(slot.p.dst)) {
                         let (src, dst) = (slot.p.src, slot.p.dst);
                         let label = rewrite::flow_label(b.data().get(slot.p.l3()..).unwrap_or(&[]));

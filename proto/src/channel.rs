@@ -1,0 +1,318 @@
+//! The messages between `m6-dataplane` and `m6-controlplane` (DESIGN section 3; issue 8
+//! item 2): one message per datagram of a Unix `SOCK_SEQPACKET` socket, encoded with
+//! postcard (serde's compact binary format), versioned by the [`Message::Hello`] each side
+//! sends first.
+//!
+//! | direction | messages |
+//! |---|---|
+//! | both | `Hello` (version, role, instance) |
+//! | control plane -> dataplane | `Install`, `Remove`, `Destination` (table updates); `ResyncBegin` / `ResyncEnd` around a full re-send after a (re)connection; `Inject` (a packet to send) |
+//! | dataplane -> control plane | `Punt` (an M6 control packet received); `FirstPacket`, `UnknownFlowLabel`, `NewSourceLocator` (data-path events, rate-limited and de-duplicated by the workers); `IspState`; `Counters` |
+//!
+//! Times never cross the channel as instants (the two processes have different clocks):
+//! a negative destination entry carries its remaining lifetime.
+//!
+//! A message that does not decode is refused with [`ChannelError`], never a panic; a peer
+//! whose `Hello` has another [`VERSION`] is refused with [`check_hello`]'s reason.
+
+use std::fmt;
+use std::net::Ipv6Addr;
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version both sides must speak.
+pub const VERSION: u16 = 1;
+/// The largest encoded message (a 64 KiB packet and its envelope).
+pub const MAX_MESSAGE: usize = 65_536 + 1024;
+
+/// Which process sent a [`Message::Hello`].
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Dataplane,
+    Controlplane,
+}
+
+/// A host-pair context for the dataplane (the engine's `DataplaneContext`, seed 001
+/// section 7.11).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ContextMsg {
+    pub f_local: u32,
+    pub aid_local: Ipv6Addr,
+    pub aid_peer: Ipv6Addr,
+    /// F(peer); `None` until the peer told us.
+    pub f_peer: Option<u32>,
+    pub lsl_local: Vec<Ipv6Addr>,
+    pub ls_local: Vec<Ipv6Addr>,
+    pub lsl_peer: Vec<Ipv6Addr>,
+    pub lsv_peer: Vec<Ipv6Addr>,
+    pub lp_peer: Option<Ipv6Addr>,
+    pub rewrite_ok: bool,
+    pub transmit: bool,
+}
+
+/// A destination-cache entry (the engine's `DestinationStatus`).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DestinationMsg {
+    Pending,
+    /// Not M6 capable for this many more milliseconds.
+    NotM6 {
+        for_ms: u64,
+    },
+    M6,
+}
+
+/// One message of the channel.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// The first message each way.
+    Hello {
+        version: u16,
+        role: Role,
+        /// Changes at every start of the sender (a reconnection to a new instance means its
+        /// state is gone).
+        instance: u64,
+    },
+    /// Control plane -> dataplane: create or replace a context.
+    Install(ContextMsg),
+    /// Control plane -> dataplane: remove a context.
+    Remove { aid_local: Ipv6Addr, f_local: u32 },
+    /// Control plane -> dataplane: set (or with `None` clear) a destination-cache entry.
+    Destination {
+        aid_peer: Ipv6Addr,
+        status: Option<DestinationMsg>,
+    },
+    /// Control plane -> dataplane: a full re-send of the tables follows; contexts and
+    /// destinations not re-sent before [`Message::ResyncEnd`] are removed.
+    ResyncBegin,
+    /// Control plane -> dataplane: the full re-send is complete.
+    ResyncEnd,
+    /// Control plane -> dataplane: send this IPv6 packet (from its fixed header on) through
+    /// ISP `isp` (index in the dataplane's configuration), or by destination when `None`.
+    Inject { isp: Option<u16>, packet: Vec<u8> },
+    /// Dataplane -> control plane: an M6 control packet (ICMPv6 type 200/201) for the
+    /// router or a proxied host, received on port `port` (the IPv6 packet as received).
+    Punt { port: u16, packet: Vec<u8> },
+    /// Dataplane -> control plane: a proxied host sent to a peer with no context and no
+    /// destination-cache entry (seed 001 section 4.1).
+    FirstPacket {
+        aid_local: Ipv6Addr,
+        aid_peer: Ipv6Addr,
+    },
+    /// Dataplane -> control plane: M6 data with an unknown flow label (7.11 step 1a).
+    UnknownFlowLabel {
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        flow_label: u32,
+    },
+    /// Dataplane -> control plane: a source locator other than Lp(peer) on a context
+    /// (7.11 steps 3b, 3c).
+    NewSourceLocator {
+        aid_local: Ipv6Addr,
+        f_local: u32,
+        src: Ipv6Addr,
+    },
+    /// Dataplane -> control plane: whether ISP `isp` can carry traffic.
+    IspState { isp: u16, usable: bool },
+    /// Dataplane -> control plane: counter values by dotted name.
+    Counters { values: Vec<(String, u64)> },
+}
+
+/// Why a datagram is not a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelError {
+    /// Longer than [`MAX_MESSAGE`].
+    TooLong(usize),
+    /// Not a valid encoding of [`Message`].
+    Malformed(String),
+    /// The peer speaks another version, or is not the expected role.
+    Refused(String),
+}
+
+impl fmt::Display for ChannelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChannelError::TooLong(n) => {
+                write!(f, "message of {n} octets, more than {MAX_MESSAGE}")
+            }
+            ChannelError::Malformed(e) => write!(f, "malformed message: {e}"),
+            ChannelError::Refused(e) => write!(f, "peer refused: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ChannelError {}
+
+/// Encodes `m` as one datagram.
+pub fn encode(m: &Message) -> Result<Vec<u8>, ChannelError> {
+    let v = postcard::to_stdvec(m).map_err(|e| ChannelError::Malformed(e.to_string()))?;
+    if v.len() > MAX_MESSAGE {
+        return Err(ChannelError::TooLong(v.len()));
+    }
+    Ok(v)
+}
+
+/// Decodes one datagram.
+pub fn decode(b: &[u8]) -> Result<Message, ChannelError> {
+    if b.len() > MAX_MESSAGE {
+        return Err(ChannelError::TooLong(b.len()));
+    }
+    postcard::from_bytes(b).map_err(|e| ChannelError::Malformed(e.to_string()))
+}
+
+/// Checks the peer's first message: a `Hello` of our [`VERSION`] from `expected`; returns
+/// the peer's instance.
+pub fn check_hello(m: &Message, expected: Role) -> Result<u64, ChannelError> {
+    match m {
+        Message::Hello {
+            version,
+            role,
+            instance,
+        } => {
+            if *version != VERSION {
+                return Err(ChannelError::Refused(format!(
+                    "expected channel version {VERSION}, found {version}"
+                )));
+            }
+            if *role != expected {
+                return Err(ChannelError::Refused(format!(
+                    "expected a hello from the {expected:?}, found one from the {role:?}"
+                )));
+            }
+            Ok(*instance)
+        }
+        other => Err(ChannelError::Refused(format!(
+            "expected a hello first, found {other:?}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    fn every_message() -> Vec<Message> {
+        let ctx = ContextMsg {
+            f_local: 0x12345,
+            aid_local: a("2001:db8:1:1::10"),
+            aid_peer: a("2001:db8:99::20"),
+            f_peer: Some(0xabcde),
+            lsl_local: vec![a("2001:db8:1:1::10"), a("2001:db8:2:1::10")],
+            ls_local: vec![a("2001:db8:1:1::10")],
+            lsl_peer: vec![a("2001:db8:99::20")],
+            lsv_peer: vec![],
+            lp_peer: None,
+            rewrite_ok: true,
+            transmit: false,
+        };
+        vec![
+            Message::Hello {
+                version: VERSION,
+                role: Role::Dataplane,
+                instance: 7,
+            },
+            Message::Install(ctx),
+            Message::Remove {
+                aid_local: a("2001:db8:1:1::10"),
+                f_local: 5,
+            },
+            Message::Destination {
+                aid_peer: a("2001:db8:99::20"),
+                status: Some(DestinationMsg::NotM6 { for_ms: 300_000 }),
+            },
+            Message::Destination {
+                aid_peer: a("2001:db8:99::20"),
+                status: None,
+            },
+            Message::ResyncBegin,
+            Message::ResyncEnd,
+            Message::Inject {
+                isp: Some(1),
+                packet: vec![0x60; 1280],
+            },
+            Message::Punt {
+                port: 2,
+                packet: vec![1, 2, 3],
+            },
+            Message::FirstPacket {
+                aid_local: a("2001:db8:1:1::10"),
+                aid_peer: a("2001:db8:99::20"),
+            },
+            Message::UnknownFlowLabel {
+                src: a("2001:db8:99::20"),
+                dst: a("2001:db8:1:1::10"),
+                flow_label: 0xfffff,
+            },
+            Message::NewSourceLocator {
+                aid_local: a("2001:db8:1:1::10"),
+                f_local: 9,
+                src: a("2001:db8:98::20"),
+            },
+            Message::IspState {
+                isp: 0,
+                usable: false,
+            },
+            Message::Counters {
+                values: vec![("drop.truncated".into(), 3)],
+            },
+        ]
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        for m in every_message() {
+            let b = encode(&m).unwrap();
+            assert!(b.len() <= MAX_MESSAGE);
+            assert_eq!(decode(&b).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn garbage_is_refused_without_panic() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for len in 0..2000usize {
+            let b: Vec<u8> = (0..len % 97)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            let _ = decode(&b);
+        }
+        // Every truncation of a valid message is refused.
+        let b = encode(&every_message()[1]).unwrap();
+        for n in 0..b.len() {
+            assert!(decode(&b[..n]).is_err(), "{n}");
+        }
+        assert_eq!(
+            decode(&vec![0; MAX_MESSAGE + 1]),
+            Err(ChannelError::TooLong(MAX_MESSAGE + 1))
+        );
+    }
+
+    #[test]
+    fn hello_is_checked() {
+        let hello = |version, role| Message::Hello {
+            version,
+            role,
+            instance: 42,
+        };
+        assert_eq!(
+            check_hello(&hello(VERSION, Role::Controlplane), Role::Controlplane),
+            Ok(42)
+        );
+        assert!(
+            check_hello(&hello(VERSION + 1, Role::Controlplane), Role::Controlplane)
+                .unwrap_err()
+                .to_string()
+                .contains("expected channel version 1, found 2")
+        );
+        assert!(check_hello(&hello(VERSION, Role::Dataplane), Role::Controlplane).is_err());
+        assert!(check_hello(&Message::ResyncEnd, Role::Controlplane).is_err());
+    }
+}
