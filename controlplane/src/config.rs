@@ -20,6 +20,30 @@ pub struct ControlplaneConfig {
     /// The birthday counter's stable storage (written with fsync + rename).
     #[serde(default = "default_birthday_file")]
     pub birthday_file: PathBuf,
+    /// The dataplane's channel socket (its `channel.path`).
+    #[serde(default = "default_dataplane_socket")]
+    pub dataplane_socket: PathBuf,
+    /// The legacy hosts the router proxies (seed 002): each host's locators, one per ISP
+    /// prefix (any of them can be its AID), and whether its forward and reverse DNS agree.
+    #[serde(default)]
+    pub hosts: Vec<HostConfig>,
+}
+
+/// One proxied host.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    pub locators: Vec<std::net::Ipv6Addr>,
+    #[serde(default = "default_true")]
+    pub dns_verifiable: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_dataplane_socket() -> PathBuf {
+    PathBuf::from(proto::config::DEFAULT_CHANNEL_PATH)
 }
 
 fn default_birthday_file() -> PathBuf {
@@ -45,6 +69,15 @@ impl ControlplaneConfig {
             field: format!("dns.{}", e.field.trim_start_matches("dns.")),
             message: e.message,
         })?;
+        for (i, h) in cfg.hosts.iter().enumerate() {
+            if h.locators.is_empty() {
+                return Err(ConfigError {
+                    file: file.to_path_buf(),
+                    field: format!("hosts[{i}].locators"),
+                    message: "expected at least one locator, found none".into(),
+                });
+            }
+        }
         Ok(cfg)
     }
 }

@@ -2,6 +2,7 @@
 #![deny(unsafe_code)]
 
 pub mod config;
+pub mod daemon;
 pub mod dns;
 pub mod engine;
 pub mod storage;

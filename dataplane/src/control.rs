@@ -88,10 +88,19 @@ impl Control {
     }
 
     /// The frame and port for an IPv6 packet the control plane injects: through ISP `isp`
-    /// (its next hop's MAC), or with `None` to an on-link LAN destination; `None` when the
-    /// next hop is not resolved (the control plane retransmits) or the ISP is unusable.
+    /// (its next hop's MAC), or with `None` by address (a LAN destination on-link, else the
+    /// ISP that owns the source); `None` when the next hop is not resolved (the control
+    /// plane retransmits) or the ISP is unusable.
     pub fn frame_for_injected(&self, isp: Option<u16>, packet: &[u8]) -> Option<(usize, Vec<u8>)> {
         let dst = addr::from_bytes(packet.get(24..40)?.try_into().ok()?);
+        let src = addr::from_bytes(packet.get(8..24)?.try_into().ok()?);
+        // Without an ISP named: on-link to a LAN destination, else through the ISP that
+        // owns the source (whose ingress filter accepts it).
+        let isp = match isp {
+            Some(i) => Some(i),
+            None if self.site.in_site(dst) || addr::is_link_local(dst) => None,
+            None => Some(u16::try_from(self.site.owner_of(src)?).ok()?),
+        };
         let (port, hop, static_mac) = match isp {
             Some(i) => {
                 let i = usize::from(i);

@@ -1,12 +1,14 @@
-//! `m6-controlplane`: the signaling daemon. Its engine (`controlplane::engine`) and DNS
-//! service (`controlplane::dns`) are built and tested; the mio loop that joins them to the
-//! dataplane socket and the metrics endpoint is not, so today the binary only checks its
-//! configuration and refuses to run rather than pretend to.
+//! `m6-controlplane`: the signaling daemon (`controlplane::daemon`): the M6 engine, DNS
+//! verification and timers, joined to `m6-dataplane` through its channel socket. Runs until
+//! SIGINT/SIGTERM. Prometheus metrics and the admin socket come with the operations issue.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use controlplane::config::ControlplaneConfig;
+use controlplane::daemon::Daemon;
 
 const USAGE: &str = "usage: m6-controlplane --config FILE [--check]";
 
@@ -28,10 +30,13 @@ fn main() -> ExitCode {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
     };
-    if let Err(e) = ControlplaneConfig::load(&path) {
-        eprintln!("m6-controlplane: {e}");
-        return ExitCode::from(2);
-    }
+    let cfg = match ControlplaneConfig::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("m6-controlplane: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if check_only {
         println!(
             "m6-controlplane: {}: configuration is valid",
@@ -39,9 +44,37 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    eprintln!(
-        "m6-controlplane: the daemon loop is not built yet; the signaling engine and the DNS \
-         service are tested in the controlplane crate (cargo nextest run -p controlplane)"
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(signal, Arc::clone(&stop)) {
+            eprintln!("m6-controlplane: cannot install a signal handler: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let mut poll = match mio::Poll::new() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("m6-controlplane: poll: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut daemon = match Daemon::new(&cfg, &poll) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("m6-controlplane: {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "m6-controlplane: running (birthday {}, {} hosts), dataplane at {}",
+        daemon.birthday,
+        cfg.hosts.len(),
+        daemon.socket_path().display()
     );
-    ExitCode::from(2)
+    if let Err(e) = daemon.run(&mut poll, &stop) {
+        eprintln!("m6-controlplane: {e}");
+        return ExitCode::FAILURE;
+    }
+    println!("m6-controlplane: stopped; {:?}", daemon.counters);
+    ExitCode::SUCCESS
 }

@@ -1,0 +1,559 @@
+//! The `m6-controlplane` daemon: a mio loop that joins the sans-I/O engine to the world
+//! (DESIGN section 8; issue 8 item 1):
+//!
+//! - the dataplane, over the channel (`proto::channel`): the daemon connects to the
+//!   dataplane's socket, says hello, re-sends every context and destination it holds
+//!   between `ResyncBegin` and `ResyncEnd`, then turns punted M6 control packets and
+//!   data-path reports into engine events, and engine actions into table updates and
+//!   injected packets. When the dataplane is away it retries every
+//!   [`RECONNECT_INTERVAL`]; the engine keeps its state;
+//! - the DNS service (its own thread, waking the loop through a `mio::Waker`);
+//! - the engine's timers, kept here in a map ordered by deadline;
+//! - the birthday counter, incremented durably before the engine starts (seed 001 section
+//!   7.14).
+//!
+//! Either process can restart while the other runs: a restarted control plane resyncs the
+//! dataplane (stale contexts go, and the peers recover through UC, section 7.12); a
+//! restarted dataplane is resynced on reconnection.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::io::{ErrorKind, Read, Write};
+use std::net::Ipv6Addr;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+use proto::cc::{CcKey, CcKeyring, SECRET_LEN};
+use proto::channel::{self, ContextMsg, DestinationMsg, Message, Role};
+use proto::wire::m6::{IcmpTypes, Packet, Repr};
+use socket2::{Domain, SockAddr, Socket, Type};
+
+use crate::config::ControlplaneConfig;
+use crate::dns::service::DnsService;
+use crate::engine::{
+    Action, ContextKey, DataPathEvent, DataplaneContext, DestinationStatus, Engine, EngineConfig,
+    Event, LocalHost, Rng, TimerId,
+};
+use crate::storage::{self, BirthdayCounter};
+
+/// How often the daemon tries to reach an absent dataplane.
+pub const RECONNECT_INTERVAL: Duration = Duration::from_millis(200);
+/// Messages queued for the dataplane at most (beyond: counted and lost; the engine
+/// retransmits what matters).
+pub const MAX_QUEUED: usize = 16_384;
+
+const CHANNEL: Token = Token(0);
+const WAKER: Token = Token(1);
+
+/// The daemon's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DaemonCounters {
+    pub connections: u64,
+    pub received: u64,
+    pub sent: u64,
+    pub unsent: u64,
+    pub punts_unparsed: u64,
+    pub injected: u64,
+}
+
+struct Link {
+    sock: Socket,
+    hello: bool,
+    out: VecDeque<Vec<u8>>,
+}
+
+/// The daemon's state between loop turns.
+pub struct Daemon {
+    engine: Engine,
+    dns: DnsService,
+    socket_path: PathBuf,
+    link: Option<Link>,
+    last_attempt: Option<Instant>,
+    timers: BTreeMap<(Duration, u64), TimerId>,
+    cancelled: HashSet<u64>,
+    /// What the dataplane should hold, re-sent at every (re)connection.
+    installed: HashMap<ContextKey, DataplaneContext>,
+    destinations: HashMap<Ipv6Addr, DestinationStatus>,
+    start: Instant,
+    instance: u64,
+    buf: Vec<u8>,
+    pub counters: DaemonCounters,
+    pub birthday: u32,
+}
+
+/// A random CC secret from the OS.
+fn random_secret() -> std::io::Result<[u8; SECRET_LEN]> {
+    let mut rng = Rng::from_os()?;
+    let mut s = [0u8; SECRET_LEN];
+    for chunk in s.chunks_mut(8) {
+        let v = rng.next_u64().to_be_bytes();
+        chunk.copy_from_slice(v.get(..chunk.len()).unwrap_or(&[]));
+    }
+    Ok(s)
+}
+
+impl Daemon {
+    /// Starts the engine (birthday incremented and stored first), the DNS service and the
+    /// first attempt to reach the dataplane. Errors name what failed.
+    pub fn new(cfg: &ControlplaneConfig, poll: &Poll) -> Result<Daemon, String> {
+        let counter = BirthdayCounter::new(&cfg.birthday_file);
+        let birthday = counter
+            .start(storage::random_initial())
+            .map_err(|e| format!("birthday_file {}: {e}", cfg.birthday_file.display()))?;
+        let mut ecfg = EngineConfig::default();
+        cfg.dns.apply_to(&mut ecfg);
+        let secret = random_secret().map_err(|e| format!("random CC secret: {e}"))?;
+        let keyring = CcKeyring::new(CcKey::new(1, &secret));
+        let mut engine =
+            Engine::new_os_seeded(ecfg, birthday, keyring).map_err(|e| format!("engine: {e}"))?;
+        for h in &cfg.hosts {
+            engine.add_host(LocalHost {
+                locators: h.locators.clone(),
+                dns_verifiable: h.dns_verifiable,
+            });
+        }
+        let waker =
+            Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| format!("mio waker: {e}"))?);
+        let setup = cfg
+            .dns
+            .resolver_setup()
+            .map_err(|e| format!("dns: {}: {}", e.field, e.message))?;
+        let dns = DnsService::start(setup, Some(waker)).map_err(|e| format!("dns: {e}"))?;
+        Ok(Daemon {
+            engine,
+            dns,
+            socket_path: cfg.dataplane_socket.clone(),
+            link: None,
+            last_attempt: None,
+            timers: BTreeMap::new(),
+            cancelled: HashSet::new(),
+            installed: HashMap::new(),
+            destinations: HashMap::new(),
+            start: Instant::now(),
+            instance: u64::from(birthday) << 32 | u64::from(std::process::id()),
+            buf: vec![0; channel::MAX_MESSAGE + 1],
+            counters: DaemonCounters::default(),
+            birthday,
+        })
+    }
+
+    /// Whether the dataplane is connected and has said hello.
+    pub fn connected(&self) -> bool {
+        self.link.as_ref().is_some_and(|l| l.hello)
+    }
+
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// Runs until `stop` is set.
+    pub fn run(&mut self, poll: &mut Poll, stop: &AtomicBool) -> Result<(), String> {
+        let mut events = Events::with_capacity(64);
+        while !stop.load(Ordering::Relaxed) {
+            self.connect(poll);
+            let timeout = self.next_timeout();
+            if let Err(e) = poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != ErrorKind::Interrupted {
+                    return Err(format!("poll: {e}"));
+                }
+            }
+            self.turn(poll);
+        }
+        Ok(())
+    }
+
+    /// One turn of the loop's work (also what tests drive): DNS answers, channel input,
+    /// due timers, output.
+    pub fn turn(&mut self, poll: &mut Poll) {
+        while let Some(c) = self.dns.try_recv() {
+            let now = self.now();
+            let actions = self.engine.handle(
+                Event::Dns {
+                    id: c.id,
+                    result: c.result,
+                },
+                now,
+            );
+            self.apply(actions);
+        }
+        self.read(poll);
+        self.fire_timers();
+        self.flush(poll);
+    }
+
+    fn next_timeout(&self) -> Duration {
+        let mut t = RECONNECT_INTERVAL;
+        if let Some(((at, _), _)) = self.timers.iter().next() {
+            t = t.min(at.saturating_sub(self.now()));
+        }
+        if self.link.as_ref().is_some_and(|l| !l.out.is_empty()) {
+            t = t.min(Duration::from_millis(1));
+        }
+        t
+    }
+
+    fn connect(&mut self, poll: &mut Poll) {
+        if self.link.is_some()
+            || self
+                .last_attempt
+                .is_some_and(|t| t.elapsed() < RECONNECT_INTERVAL)
+        {
+            return;
+        }
+        self.last_attempt = Some(Instant::now());
+        let Ok(sock) = Socket::new(Domain::UNIX, Type::SEQPACKET, None) else {
+            return;
+        };
+        let Ok(addr) = SockAddr::unix(&self.socket_path) else {
+            return;
+        };
+        if sock.connect(&addr).is_err() || sock.set_nonblocking(true).is_err() {
+            return;
+        }
+        let fd = sock.as_raw_fd();
+        if poll
+            .registry()
+            .register(&mut SourceFd(&fd), CHANNEL, Interest::READABLE)
+            .is_err()
+        {
+            return;
+        }
+        let mut link = Link {
+            sock,
+            hello: false,
+            out: VecDeque::new(),
+        };
+        if let Ok(b) = channel::encode(&Message::Hello {
+            version: channel::VERSION,
+            role: Role::Controlplane,
+            instance: self.instance,
+        }) {
+            link.out.push_back(b);
+        }
+        self.link = Some(link);
+    }
+
+    fn drop_link(&mut self, poll: &mut Poll) {
+        if let Some(l) = self.link.take() {
+            let fd = l.sock.as_raw_fd();
+            let _ = poll.registry().deregister(&mut SourceFd(&fd));
+        }
+    }
+
+    fn read(&mut self, poll: &mut Poll) {
+        let mut close = false;
+        let mut msgs = Vec::new();
+        while let Some(link) = self.link.as_mut() {
+            match link.sock.read(&mut self.buf) {
+                Ok(0) => {
+                    close = true;
+                    break;
+                }
+                Ok(n) => match self.buf.get(..n).map(channel::decode) {
+                    Some(Ok(m)) => {
+                        self.counters.received += 1;
+                        if !link.hello {
+                            if channel::check_hello(&m, Role::Dataplane).is_err() {
+                                close = true;
+                                break;
+                            }
+                            link.hello = true;
+                            self.counters.connections += 1;
+                            self.resync();
+                            continue;
+                        }
+                        msgs.push(m);
+                    }
+                    _ => {
+                        close = true;
+                        break;
+                    }
+                },
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => {
+                    close = true;
+                    break;
+                }
+            }
+        }
+        for m in msgs {
+            self.on_message(m);
+        }
+        if close {
+            self.drop_link(poll);
+        }
+    }
+
+    /// After a (re)connection: everything the dataplane should hold.
+    fn resync(&mut self) {
+        self.send(Message::ResyncBegin);
+        let ctxs: Vec<ContextMsg> = self.installed.values().map(context_msg).collect();
+        for c in ctxs {
+            self.send(Message::Install(c));
+        }
+        let now = self.now();
+        let dests: Vec<(Ipv6Addr, DestinationStatus)> =
+            self.destinations.iter().map(|(a, s)| (*a, *s)).collect();
+        for (aid_peer, s) in dests {
+            self.send(Message::Destination {
+                aid_peer,
+                status: Some(destination_msg(s, now)),
+            });
+        }
+        self.send(Message::ResyncEnd);
+    }
+
+    fn on_message(&mut self, m: Message) {
+        let now = self.now();
+        let event = match m {
+            Message::Punt { packet, .. } => match received(&packet) {
+                Some(e) => e,
+                None => {
+                    self.counters.punts_unparsed += 1;
+                    return;
+                }
+            },
+            Message::FirstPacket {
+                aid_local,
+                aid_peer,
+            } => Event::DataPath(DataPathEvent::FirstPacket {
+                aid_local,
+                aid_peer,
+                piggyback: None,
+            }),
+            Message::UnknownFlowLabel {
+                src,
+                dst,
+                flow_label,
+            } => {
+                let Some(fl) = proto::wire::FlowLabel::new(flow_label) else {
+                    return;
+                };
+                Event::DataPath(DataPathEvent::UnknownFlowLabel {
+                    src,
+                    dst,
+                    flow_label: fl,
+                    packet: Vec::new(),
+                })
+            }
+            Message::NewSourceLocator {
+                aid_local,
+                f_local,
+                src,
+            } => {
+                let (Some(host), Some(fl)) = (
+                    self.engine.host_of(&aid_local),
+                    proto::wire::FlowLabel::new(f_local),
+                ) else {
+                    return;
+                };
+                Event::DataPath(DataPathEvent::NewSourceLocator {
+                    key: ContextKey { host, f_local: fl },
+                    src,
+                })
+            }
+            // ISP state and counters are for metrics (issue 10).
+            _ => return,
+        };
+        let actions = self.engine.handle(event, now);
+        self.apply(actions);
+    }
+
+    fn fire_timers(&mut self) {
+        loop {
+            let now = self.now();
+            let Some((&(at, seq), &id)) = self.timers.iter().next() else {
+                return;
+            };
+            if at > now {
+                return;
+            }
+            self.timers.remove(&(at, seq));
+            if self.cancelled.remove(&id.0) {
+                continue;
+            }
+            let actions = self.engine.handle(Event::Timer(id), now);
+            self.apply(actions);
+        }
+    }
+
+    fn apply(&mut self, actions: Vec<Action>) {
+        let now = self.now();
+        for a in actions {
+            match a {
+                Action::Send { src, dst, repr } => {
+                    if let Some(p) = control_packet(&src, &dst, &repr) {
+                        self.inject(p);
+                    }
+                }
+                Action::Install(ctx) => {
+                    self.send(Message::Install(context_msg(&ctx)));
+                    self.installed.insert(ctx.key, ctx);
+                }
+                Action::Remove(key) => {
+                    if let Some(ctx) = self.installed.remove(&key) {
+                        self.send(Message::Remove {
+                            aid_local: ctx.aid_local,
+                            f_local: key.f_local.value(),
+                        });
+                    }
+                }
+                Action::Destination { aid_peer, status } => {
+                    self.destinations.insert(aid_peer, status);
+                    self.send(Message::Destination {
+                        aid_peer,
+                        status: Some(destination_msg(status, now)),
+                    });
+                }
+                Action::DeliverUlp {
+                    src,
+                    dst,
+                    piggyback,
+                    ..
+                } => {
+                    let p = ipv6_packet(&src, &dst, piggyback.next_header, &piggyback.data);
+                    self.inject(p);
+                }
+                Action::ResendUlp { key, piggyback } => {
+                    // Through the context the dataplane now holds: as the host would send it.
+                    if let Some(ctx) = self.installed.get(&key) {
+                        let p = ipv6_packet(
+                            &ctx.aid_local,
+                            &ctx.aid_peer,
+                            piggyback.next_header,
+                            &piggyback.data,
+                        );
+                        self.inject(p);
+                    }
+                }
+                Action::Dns { id, query } => self.dns.submit(id, query),
+                Action::ArmTimer { id, at } => {
+                    self.cancelled.remove(&id.0);
+                    self.timers.insert((at, id.0), id);
+                }
+                Action::CancelTimer(id) => {
+                    self.cancelled.insert(id.0);
+                }
+                Action::Notice(n) => eprintln!("m6-controlplane: {n:?}"),
+            }
+        }
+    }
+
+    fn inject(&mut self, packet: Vec<u8>) {
+        self.counters.injected += 1;
+        self.send(Message::Inject { isp: None, packet });
+    }
+
+    fn send(&mut self, m: Message) {
+        let Some(link) = self.link.as_mut() else {
+            self.counters.unsent += 1;
+            return;
+        };
+        match channel::encode(&m) {
+            Ok(b) if link.out.len() < MAX_QUEUED => link.out.push_back(b),
+            _ => self.counters.unsent += 1,
+        }
+    }
+
+    fn flush(&mut self, poll: &mut Poll) {
+        let mut close = false;
+        if let Some(link) = self.link.as_mut() {
+            while let Some(b) = link.out.front() {
+                match link.sock.write(b) {
+                    Ok(_) => {
+                        link.out.pop_front();
+                        self.counters.sent += 1;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        close = true;
+                        break;
+                    }
+                }
+            }
+        }
+        if close {
+            self.drop_link(poll);
+        }
+    }
+
+    /// The socket path it connects to.
+    pub fn socket_path(&self) -> &Path {
+        &self.socket_path
+    }
+}
+
+/// The engine event for a punted IPv6 packet carrying an M6 control message.
+fn received(packet: &[u8]) -> Option<Event> {
+    if packet.get(6) != Some(&58) {
+        return None;
+    }
+    let src = Ipv6Addr::from(<[u8; 16]>::try_from(packet.get(8..24)?).ok()?);
+    let dst = Ipv6Addr::from(<[u8; 16]>::try_from(packet.get(24..40)?).ok()?);
+    let msg = packet.get(40..)?;
+    let repr = Repr::parse(
+        &Packet::new_unchecked(msg),
+        &src,
+        &dst,
+        &IcmpTypes::default(),
+    )
+    .ok()?;
+    Some(Event::Received { src, dst, repr })
+}
+
+/// An IPv6 packet (hop limit 64) carrying `payload` as `next_header`.
+fn ipv6_packet(src: &Ipv6Addr, dst: &Ipv6Addr, next_header: u8, payload: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(40 + payload.len());
+    p.extend_from_slice(&[0x60, 0, 0, 0]);
+    p.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    p.extend_from_slice(&[next_header, 64]);
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// The IPv6 packet of an M6 control message.
+fn control_packet(src: &Ipv6Addr, dst: &Ipv6Addr, repr: &Repr) -> Option<Vec<u8>> {
+    let mut msg = vec![0u8; repr.buffer_len()];
+    repr.emit(
+        &mut Packet::new_unchecked(&mut msg[..]),
+        src,
+        dst,
+        &IcmpTypes::default(),
+    )
+    .ok()?;
+    Some(ipv6_packet(src, dst, 58, &msg))
+}
+
+fn context_msg(c: &DataplaneContext) -> ContextMsg {
+    ContextMsg {
+        f_local: c.key.f_local.value(),
+        aid_local: c.aid_local,
+        aid_peer: c.aid_peer,
+        f_peer: c.f_peer.map(|f| f.value()),
+        lsl_local: c.lsl_local.clone(),
+        ls_local: c.ls_local.clone(),
+        lsl_peer: c.lsl_peer.clone(),
+        lsv_peer: c.lsv_peer.clone(),
+        lp_peer: c.lp_peer,
+        rewrite_ok: c.rewrite_ok,
+        transmit: c.transmit,
+    }
+}
+
+fn destination_msg(s: DestinationStatus, now: Duration) -> DestinationMsg {
+    match s {
+        DestinationStatus::Pending => DestinationMsg::Pending,
+        DestinationStatus::M6 => DestinationMsg::M6,
+        DestinationStatus::NotM6 { until } => DestinationMsg::NotM6 {
+            for_ms: until.saturating_sub(now).as_millis() as u64,
+        },
+    }
+}

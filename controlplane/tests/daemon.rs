@@ -1,0 +1,225 @@
+//! `m6-controlplane`'s daemon against a dataplane's end of the channel (`proto::channel`)
+//! played by the test: the hello and resynchronisation, an INIT punted by the dataplane
+//! answered with a CC injected back, and a restart that resyncs what the engine holds.
+//! No DPDK: the channel is a real Unix SOCK_SEQPACKET socket.
+
+use std::io::{Read, Write};
+use std::net::Ipv6Addr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use controlplane::config::ControlplaneConfig;
+use controlplane::daemon::Daemon;
+use proto::channel::{self, Message, Role};
+use proto::wire::m6::{IcmpTypes, Init, Message as M6, Packet, Repr};
+use proto::wire::FlowLabel;
+use socket2::{Domain, SockAddr, Socket, Type};
+
+const HOST: &str = "2001:db8:1:1::10";
+const HOST_PA2: &str = "2001:db8:2:1::10";
+const PEER: &str = "2001:db8:99::20";
+
+fn a(s: &str) -> Ipv6Addr {
+    s.parse().unwrap()
+}
+
+/// The dataplane's side: a listener and the accepted control plane.
+struct FakeDataplane {
+    listener: Socket,
+    conn: Option<Socket>,
+}
+
+impl FakeDataplane {
+    fn bind(path: &Path) -> FakeDataplane {
+        let listener = Socket::new(Domain::UNIX, Type::SEQPACKET, None).unwrap();
+        listener.bind(&SockAddr::unix(path).unwrap()).unwrap();
+        listener.listen(1).unwrap();
+        FakeDataplane {
+            listener,
+            conn: None,
+        }
+    }
+
+    fn accept(&mut self) {
+        let (c, _) = self.listener.accept().unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        self.conn = Some(c);
+    }
+
+    fn send(&mut self, m: &Message) {
+        let b = channel::encode(m).unwrap();
+        self.conn.as_mut().unwrap().write_all(&b).unwrap();
+    }
+
+    fn recv(&mut self) -> Message {
+        let mut b = vec![0; channel::MAX_MESSAGE];
+        let n = self
+            .conn
+            .as_mut()
+            .unwrap()
+            .read(&mut b)
+            .expect("a message from the control plane within 5 s");
+        channel::decode(&b[..n]).unwrap()
+    }
+
+    /// Accepts, trades hellos, and returns the resync the control plane sends.
+    fn handshake(&mut self) -> Vec<Message> {
+        self.accept();
+        let hello = self.recv();
+        assert_eq!(
+            channel::check_hello(&hello, Role::Controlplane).map(|_| ()),
+            Ok(())
+        );
+        self.send(&Message::Hello {
+            version: channel::VERSION,
+            role: Role::Dataplane,
+            instance: 1,
+        });
+        let mut resync = vec![self.recv()];
+        assert_eq!(resync[0], Message::ResyncBegin);
+        loop {
+            let m = self.recv();
+            let end = m == Message::ResyncEnd;
+            resync.push(m);
+            if end {
+                return resync;
+            }
+        }
+    }
+}
+
+/// Runs a daemon on its own thread until `stop`.
+fn spawn(cfg: ControlplaneConfig, stop: Arc<AtomicBool>) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let mut poll = mio::Poll::new().unwrap();
+        let mut d = Daemon::new(&cfg, &poll).unwrap();
+        d.run(&mut poll, &stop).unwrap();
+    })
+}
+
+fn config(dir: &Path) -> ControlplaneConfig {
+    let text = format!(
+        "dns: {{ servers: [\"[::1]:5399\"] }}\n\
+         birthday_file: {}/birthday\n\
+         dataplane_socket: {}/dp.sock\n\
+         hosts:\n  - {{ locators: [\"{HOST}\", \"{HOST_PA2}\"], dns_verifiable: false }}\n",
+        dir.display(),
+        dir.display()
+    );
+    ControlplaneConfig::from_yaml(Path::new("test.yaml"), &text).unwrap()
+}
+
+/// An INIT from the peer to the host, as the dataplane punts it (the IPv6 packet).
+fn init_packet() -> Vec<u8> {
+    let repr = Repr {
+        rewrite_ok: false,
+        nonce: 0x1234_5678,
+        message: M6::Init(Init {
+            aid_initiator: a(PEER),
+            aid_responder: a(HOST),
+            lsl_initiator: vec![a(PEER)],
+            lsr_responder: vec![a(HOST)],
+            flow_label: FlowLabel::new_truncated(0x777),
+            birthday: 99,
+        }),
+        piggyback: None,
+    };
+    let mut msg = vec![0u8; repr.buffer_len()];
+    repr.emit(
+        &mut Packet::new_unchecked(&mut msg[..]),
+        &a(PEER),
+        &a(HOST),
+        &IcmpTypes::default(),
+    )
+    .unwrap();
+    let mut p = vec![0x60, 0, 0, 0];
+    p.extend_from_slice(&(msg.len() as u16).to_be_bytes());
+    p.extend_from_slice(&[58, 60]);
+    p.extend_from_slice(&a(PEER).octets());
+    p.extend_from_slice(&a(HOST).octets());
+    p.extend_from_slice(&msg);
+    p
+}
+
+#[test]
+fn hello_resync_init_answered_with_a_cc_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dp = FakeDataplane::bind(&dir.path().join("dp.sock"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let t0 = Instant::now();
+    let daemon = spawn(config(dir.path()), stop.clone());
+
+    let resync = dp.handshake();
+    assert_eq!(
+        resync,
+        vec![Message::ResyncBegin, Message::ResyncEnd],
+        "nothing yet"
+    );
+    let t_connect = t0.elapsed();
+
+    // The punted INIT is answered with a CC, injected back toward the INIT's source.
+    dp.send(&Message::Punt {
+        port: 1,
+        packet: init_packet(),
+    });
+    let Message::Inject { isp, packet } = dp.recv() else {
+        panic!("expected an injected CC");
+    };
+    assert_eq!(isp, None, "the dataplane routes it by its source");
+    assert_eq!(packet[6], 58);
+    assert_eq!(
+        packet[8..24],
+        a(HOST).octets(),
+        "from the INIT's destination"
+    );
+    assert_eq!(
+        packet[24..40],
+        a(PEER).octets(),
+        "to the INIT's source (4.1 step 5)"
+    );
+    let repr = Repr::parse(
+        &Packet::new_unchecked(&packet[40..]),
+        &a(HOST),
+        &a(PEER),
+        &IcmpTypes::default(),
+    )
+    .unwrap();
+    assert!(matches!(repr.message, M6::Cc(_)), "{repr:?}");
+    assert_eq!(repr.nonce, 0x1234_5678);
+
+    // The dataplane restarts (its socket goes and comes back): the daemon reconnects and
+    // resyncs; the birthday file was written.
+    drop(dp);
+    std::fs::remove_file(dir.path().join("dp.sock")).unwrap();
+    let mut dp = FakeDataplane::bind(&dir.path().join("dp.sock"));
+    let resync = dp.handshake();
+    assert_eq!(resync.first(), Some(&Message::ResyncBegin));
+    assert!(std::fs::metadata(dir.path().join("birthday")).is_ok());
+
+    stop.store(true, Ordering::Relaxed);
+    daemon.join().unwrap();
+    eprintln!("daemon: connected to the dataplane in {t_connect:?}; CC answered; resynced after a dataplane restart");
+}
+
+#[test]
+fn a_dataplane_speaking_another_version_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dp = FakeDataplane::bind(&dir.path().join("dp.sock"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let daemon = spawn(config(dir.path()), stop.clone());
+    dp.accept();
+    let _ = dp.recv();
+    dp.send(&Message::Hello {
+        version: channel::VERSION + 1,
+        role: Role::Dataplane,
+        instance: 1,
+    });
+    // The daemon hangs up and tries again later: the next accept is a new connection.
+    dp.accept();
+    assert!(matches!(dp.recv(), Message::Hello { .. }));
+    stop.store(true, Ordering::Relaxed);
+    daemon.join().unwrap();
+}
