@@ -280,6 +280,73 @@ fn lab_conformance() {
     assert!(counter(&c, "icmp.packet_too_big_sent", &out) >= 1);
     assert!(counter(&c, "icmp.address_unreachable_sent", &out) >= 1);
 
+    // ---- the control plane restarts under traffic ---------------------------------------
+    // m6-controlplane connects to the dataplane's channel; killed (SIGKILL) and restarted
+    // while a host pings through the router, it must not cost a packet: the dataplane
+    // forwards with its tables on its own, and the new control plane reconnects.
+    let cp_bin = std::path::Path::new(DATAPLANE).with_file_name("m6-controlplane");
+    assert!(
+        cp_bin.exists(),
+        "{} is not built: run the workspace's tests (make test) or cargo build -p controlplane",
+        cp_bin.display()
+    );
+    let cp_cfg = write_config(
+        "controlplane.yaml",
+        &format!(
+            "dns: {{ servers: [\"[::1]:5399\"] }}\nbirthday_file: {RUN_DIR}/birthday\n\
+             hosts:\n  - {{ locators: [\"{HOST_PA1}\", \"{HOST_PA2}\"] }}\n"
+        ),
+    );
+    let start_cp = || {
+        Command::new(&cp_bin)
+            .args(["--config", &cp_cfg])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start m6-controlplane")
+    };
+    let cfg = write_config("one-worker.yaml", &config_one_worker());
+    let mut dp = Dataplane::start(&cfg);
+    dp.wait_ready();
+    let mut cp = start_cp();
+    thread::sleep(Duration::from_millis(800));
+    let pinger = Command::new("ip")
+        .args([
+            "netns", "exec", NS_LAN, "ping", "-6", "-n", "-q", "-c", "60", "-i", "0.05",
+        ])
+        .args(["-I", HOST_PA1, SERVER])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ping");
+    thread::sleep(Duration::from_millis(800));
+    cp.kill().expect("SIGKILL m6-controlplane");
+    let _ = cp.wait();
+    thread::sleep(Duration::from_millis(800));
+    let mut cp = start_cp();
+    let ping_out = pinger.wait_with_output().expect("wait for ping");
+    let ping_text = String::from_utf8_lossy(&ping_out.stdout).to_string();
+    thread::sleep(Duration::from_millis(500));
+    let _ = cp.kill();
+    let _ = cp.wait();
+    let (status, c) = dp.stop();
+    let out3 = dp.output();
+    assert!(status.success(), "{out3}");
+    assert!(
+        ping_text.contains("60 packets transmitted, 60 received"),
+        "pings lost while the control plane restarted:\n{ping_text}"
+    );
+    let connections = counter(&c, "channel.connections", &out3);
+    assert_eq!(
+        connections, 2,
+        "the control plane connected, and again after its restart"
+    );
+    report.push(format!(
+        "control plane SIGKILLed and restarted under a 20/s ping: 60/60 answered; the dataplane saw {connections} connections"
+    ));
+
     // ---- two workers across several REACHABLE_TIME expiries ---------------------------
     let cfg = write_config("two-workers.yaml", &config_two_workers());
     let mut dp = Dataplane::start(&cfg);
