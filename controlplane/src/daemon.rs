@@ -35,8 +35,8 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use crate::config::ControlplaneConfig;
 use crate::dns::service::DnsService;
 use crate::engine::{
-    Action, ContextKey, DataPathEvent, DataplaneContext, DestinationStatus, Engine, EngineConfig,
-    Event, LocalHost, Rng, TimerId,
+    Action, AdminCommand, ContextKey, DataPathEvent, DataplaneContext, DestinationStatus, Engine,
+    EngineConfig, Event, HostId, LocalHost, Rng, TimerId,
 };
 use crate::storage::{self, BirthdayCounter};
 
@@ -78,11 +78,34 @@ pub struct Daemon {
     /// What the dataplane should hold, re-sent at every (re)connection.
     installed: HashMap<ContextKey, DataplaneContext>,
     destinations: HashMap<Ipv6Addr, DestinationStatus>,
+    /// Each configured host's full locator set.
+    hosts: Vec<Vec<Ipv6Addr>>,
+    /// Prefixes of the ISPs the dataplane reports unusable: (network, length).
+    down: HashSet<(Ipv6Addr, u8)>,
     start: Instant,
     instance: u64,
     buf: Vec<u8>,
     pub counters: DaemonCounters,
     pub birthday: u32,
+    /// Print every engine action (`M6_CONTROLPLANE_TRACE=1`).
+    trace: bool,
+}
+
+/// One line about an action, for the trace.
+fn action_summary(a: &Action) -> String {
+    match a {
+        Action::Send { src, dst, repr } => {
+            format!("send {:?} {src} -> {dst}", repr.message.code())
+        }
+        Action::Install(c) => format!(
+            "install f_local {} lp_peer {:?} lsv_peer {:?} transmit {}",
+            c.key.f_local.value(),
+            c.lp_peer,
+            c.lsv_peer,
+            c.transmit
+        ),
+        other => format!("{other:?}").chars().take(160).collect(),
+    }
 }
 
 /// A random CC secret from the OS.
@@ -133,11 +156,14 @@ impl Daemon {
             cancelled: HashSet::new(),
             installed: HashMap::new(),
             destinations: HashMap::new(),
+            hosts: cfg.hosts.iter().map(|h| h.locators.clone()).collect(),
+            down: HashSet::new(),
             start: Instant::now(),
             instance: u64::from(birthday) << 32 | u64::from(std::process::id()),
             buf: vec![0; channel::MAX_MESSAGE + 1],
             counters: DaemonCounters::default(),
             birthday,
+            trace: std::env::var("M6_CONTROLPLANE_TRACE").is_ok_and(|v| v == "1"),
         })
     }
 
@@ -357,11 +383,93 @@ impl Daemon {
                     src,
                 })
             }
-            // ISP state and counters are for metrics (issue 10).
+            Message::IspState {
+                prefix,
+                prefix_len,
+                usable,
+                ..
+            } => {
+                if self.trace {
+                    eprintln!("m6-controlplane: isp {prefix}/{prefix_len} usable {usable}");
+                }
+                let changed = if usable {
+                    self.down.remove(&(prefix, prefix_len))
+                } else {
+                    self.down.insert((prefix, prefix_len))
+                };
+                if changed {
+                    self.announce_locators(now);
+                }
+                return;
+            }
+            // Counters are for metrics (issue 10).
             _ => return,
         };
         let actions = self.engine.handle(event, now);
         self.apply(actions);
+    }
+
+    /// While an ISP is down, the hosts' locators under its prefix are not announced: the
+    /// peers get an Update Request with the rest (seed 001 sections 4.5, 7.8) and move
+    /// their Lp(peer) to a locator that works; they come back when the ISP does. A host
+    /// that would be left with none keeps them all.
+    fn announce_locators(&mut self, now: Duration) {
+        let down_prefixes: Vec<(Ipv6Addr, u8)> = self.down.iter().copied().collect();
+        let down = |a: &Ipv6Addr| {
+            down_prefixes.iter().any(|(p, len)| {
+                let mask = if *len == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - u32::from((*len).min(128)))
+                };
+                u128::from(*a) & mask == u128::from(*p) & mask
+            })
+        };
+        let updates: Vec<(HostId, Vec<Ipv6Addr>)> = self
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(i, locs)| {
+                let up: Vec<Ipv6Addr> = locs.iter().filter(|a| !down(a)).copied().collect();
+                let set = if up.is_empty() { locs.clone() } else { up };
+                (HostId(i as u32), set)
+            })
+            .collect();
+        for (host, locators) in updates {
+            let actions = self.engine.handle(
+                Event::Admin(AdminCommand::SetLocators { host, locators }),
+                now,
+            );
+            self.apply(actions);
+        }
+        // A peer that only sends (a download) would go on sending to our locator under the
+        // failed ISP: nothing from us reaches it to show another one works (seed 001 section
+        // 7.11 step 3c switches Lp(peer) on the source of received data). Each context gets
+        // one empty M6 data packet (escape header, No Next Header) from a working locator;
+        // the peer's receive path switches to it at once, its host discards the empty packet.
+        let hints: Vec<Vec<u8>> = self
+            .installed
+            .values()
+            .filter(|c| c.transmit)
+            .filter_map(|c| {
+                let src = c.ls_local.iter().find(|l| !down(l))?;
+                let dst = c.lp_peer?;
+                let f_peer = c.f_peer?.value();
+                let base = if c.rewrite_ok {
+                    proto::wire::consts::P1_DEFAULT
+                } else {
+                    proto::wire::consts::P2_DEFAULT
+                };
+                let mut p = ipv6_packet(src, &dst, base + 7, &[59, 0, 0, 0, 0, 0, 0, 0]);
+                p[1] = (f_peer >> 16) as u8 & 0x0f;
+                p[2] = (f_peer >> 8) as u8;
+                p[3] = f_peer as u8;
+                Some(p)
+            })
+            .collect();
+        for p in hints {
+            self.inject(p);
+        }
     }
 
     fn fire_timers(&mut self) {
@@ -385,6 +493,13 @@ impl Daemon {
     fn apply(&mut self, actions: Vec<Action>) {
         let now = self.now();
         for a in actions {
+            if self.trace {
+                eprintln!(
+                    "m6-controlplane: {:>9.3} {}",
+                    now.as_secs_f64(),
+                    action_summary(&a)
+                );
+            }
             match a {
                 Action::Send { src, dst, repr } => {
                     if let Some(p) = control_packet(&src, &dst, &repr) {

@@ -10,7 +10,9 @@ use crate::neighbor::owner::{NeighborOwner, OwnerCounters};
 use crate::neighbor::Reach;
 use crate::neighbor::{NeighborEvent, NeighborTable};
 use crate::net::addr;
+use crate::net::checksum;
 use crate::net::ethernet::{self, ethertype};
+use crate::nodes::rewrite;
 use crate::site::{Site, SiteTables};
 use crate::tables::{Reader, Writer};
 
@@ -94,12 +96,40 @@ impl Control {
     pub fn frame_for_injected(&self, isp: Option<u16>, packet: &[u8]) -> Option<(usize, Vec<u8>)> {
         let dst = addr::from_bytes(packet.get(24..40)?.try_into().ok()?);
         let src = addr::from_bytes(packet.get(8..24)?.try_into().ok()?);
+        let mut packet = packet.to_vec();
         // Without an ISP named: on-link to a LAN destination, else through the ISP that
-        // owns the source (whose ingress filter accepts it).
+        // owns the source (whose ingress filter accepts it). An M6 control message that
+        // says "rewrite ok" (type 200) whose owner is down leaves through another ISP with
+        // its source rewritten, as the rewriting router does for hosts (seed 001 section 11).
         let isp = match isp {
             Some(i) => Some(i),
             None if self.site.in_site(dst) || addr::is_link_local(dst) => None,
-            None => Some(u16::try_from(self.site.owner_of(src)?).ok()?),
+            None => {
+                let owner = self.site.owner_of(src)?;
+                let usable = |i: usize| self.isps.get(i).is_some_and(|s| s.usable());
+                let rewrite_ok = packet.get(6) == Some(&58) && packet.get(40) == Some(&200);
+                if !usable(owner) && rewrite_ok {
+                    let live: Vec<_> = (0..self.site.isps.len())
+                        .filter_map(|i| self.isps.get(i))
+                        .collect();
+                    let flow = rewrite::flow_label(&packet);
+                    let chosen = rewrite::pick(&self.site, &live, src, dst, flow)?;
+                    let prefix = self.site.isps.get(chosen)?.prefix;
+                    let new = (src & !prefix.mask) | prefix.net;
+                    let (old_b, new_b) = (addr::to_bytes(src), addr::to_bytes(new));
+                    let c = packet.get(42..44)?;
+                    let sum = checksum::update_for_address_octets(
+                        u16::from_be_bytes([c[0], c[1]]),
+                        &old_b,
+                        &new_b,
+                    );
+                    packet.get_mut(42..44)?.copy_from_slice(&sum.to_be_bytes());
+                    packet.get_mut(8..24)?.copy_from_slice(&new_b);
+                    Some(u16::try_from(chosen).ok()?)
+                } else {
+                    Some(u16::try_from(owner).ok()?)
+                }
+            }
         };
         let (port, hop, static_mac) = match isp {
             Some(i) => {
@@ -122,7 +152,7 @@ impl Control {
         let src_mac = self.site.ports.get(port)?.mac;
         let mut frame = vec![0u8; ethernet::HEADER_LEN];
         ethernet::emit(&mut frame, mac, src_mac, None, ethertype::IPV6);
-        frame.extend_from_slice(packet);
+        frame.extend_from_slice(&packet);
         Some((port, frame))
     }
 

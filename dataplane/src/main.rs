@@ -322,8 +322,11 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
                 let usable = control_plane.isps.get(i).is_some_and(|s| s.usable());
                 if *t != Some(usable) {
                     *t = Some(usable);
+                    let prefix = config.isps[i].prefix;
                     channel.send(&proto::channel::Message::IspState {
                         isp: i as u16,
+                        prefix: prefix.network(),
+                        prefix_len: prefix.len(),
                         usable,
                     });
                 }

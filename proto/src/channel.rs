@@ -111,8 +111,14 @@ pub enum Message {
         f_local: u32,
         src: Ipv6Addr,
     },
-    /// Dataplane -> control plane: whether ISP `isp` can carry traffic.
-    IspState { isp: u16, usable: bool },
+    /// Dataplane -> control plane: whether ISP `isp`, which delegated `prefix`/`prefix_len`,
+    /// can carry traffic (a proxy stops announcing locators under a failed ISP's prefix).
+    IspState {
+        isp: u16,
+        prefix: Ipv6Addr,
+        prefix_len: u8,
+        usable: bool,
+    },
     /// Dataplane -> control plane: counter values by dotted name.
     Counters { values: Vec<(String, u64)> },
 }
@@ -253,6 +259,8 @@ mod tests {
             },
             Message::IspState {
                 isp: 0,
+                prefix: a("2001:db8:1::"),
+                prefix_len: 48,
                 usable: false,
             },
             Message::Counters {

@@ -76,8 +76,9 @@ named_counters! {
 /// One worker's view of the contexts.
 pub struct ContextReader {
     table: Reader<ContextTable>,
-    /// (AID(local), AID(peer)) -> Lp(peer) this worker switched to.
-    lp_override: HashMap<(Addr, Addr), Addr>,
+    /// (AID(local), AID(peer)) -> (Lp(peer) this worker switched to, the published Lp(peer)
+    /// it overrode): a newer publication from the owner wins.
+    lp_override: HashMap<(Addr, Addr), (Addr, [u8; 16])>,
     reported: HashMap<(Addr, Addr, u32), u64>,
     unknown_bucket: TokenBucket,
     punt_bucket: TokenBucket,
@@ -109,12 +110,19 @@ impl ContextReader {
         self.table.get()
     }
 
-    /// Lp(peer) as this worker uses it: its own switch if still a verified locator of the
-    /// context, else the published one.
+    /// Lp(peer) as this worker uses it: its own switch while the owner has published
+    /// nothing newer and the locator is still in Lsl(peer) and Lsv(peer) (an Update Request
+    /// may have withdrawn it), else the published one.
     #[inline]
     pub fn lp_peer(&self, ctx: &Context) -> Option<Addr> {
         match self.lp_override.get(&(ctx.aid_local(), ctx.aid_peer())) {
-            Some(&a) if ctx.lsv_peer.contains(a) => Some(a),
+            Some(&(a, overridden))
+                if overridden == ctx.lp_peer
+                    && ctx.lsv_peer.contains(a)
+                    && ctx.lsl_peer.contains(a) =>
+            {
+                Some(a)
+            }
             _ => ctx.lp_peer(),
         }
     }
@@ -125,7 +133,7 @@ impl ContextReader {
             self.lp_override.clear();
         }
         self.lp_override
-            .insert((ctx.aid_local(), ctx.aid_peer()), src);
+            .insert((ctx.aid_local(), ctx.aid_peer()), (src, ctx.lp_peer));
         self.counters.lp_switched += 1;
         self.new_source(ctx, src, now);
     }

@@ -215,9 +215,15 @@ pub fn spawn_reader(
 impl Dataplane {
     /// Starts the router in its namespace with `config` (a path).
     pub fn start(config: &str) -> Dataplane {
+        Dataplane::start_in(NS_RTR, DATAPLANE, config)
+    }
+
+    /// Starts `binary --config config` in namespace `ns` (a router of another lab, or
+    /// m6-controlplane), its output collected the same way.
+    pub fn start_in(ns: &str, binary: &str, config: &str) -> Dataplane {
         // `ip netns exec` execs the binary in place, so the child's pid is the router's.
         let mut child = Command::new("ip")
-            .args(["netns", "exec", NS_RTR, DATAPLANE, "--config", config])
+            .args(["netns", "exec", ns, binary, "--config", config])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -278,6 +284,44 @@ impl Dataplane {
                     self.output()
                 );
             }
+        }
+    }
+
+    /// Waits until a line of its output contains `text`; how long that took.
+    pub fn wait_line(&self, text: &str, timeout: Duration) -> Option<Duration> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            let seen = |v: &Arc<Mutex<Vec<String>>>| {
+                v.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .any(|l| l.contains(text))
+            };
+            if seen(&self.stdout) || seen(&self.stderr) {
+                return Some(start.elapsed());
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// How many lines of its output contain `text`.
+    pub fn count_lines(&self, text: &str) -> usize {
+        let n = |v: &Arc<Mutex<Vec<String>>>| {
+            v.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .filter(|l| l.contains(text))
+                .count()
+        };
+        n(&self.stdout) + n(&self.stderr)
+    }
+
+    /// SIGKILL: gone at once, nothing flushed (a crash).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
         }
     }
 

@@ -1,0 +1,330 @@
+//! End to end, issue 8: two sites, each with its border router (m6-dataplane plus
+//! m6-controlplane) proxying a legacy Linux host, real ISPs that filter on source, a core, a
+//! plain IPv6 server, and Knot serving both sites' forward and reverse zones
+//! (lab/twosite.sh). Checks, each with its figures printed:
+//!
+//! - host A <-> host B: the contexts establish through real M6 messages on the wire (both
+//!   control planes report them) beside the first plain packets;
+//! - a TCP transfer A -> B keeps running while site A's ISP1 link goes down and comes back,
+//!   completes with no reset; the longest gap in delivered bytes is measured; no ISP's
+//!   ingress filter drops anything;
+//! - host A <-> the plain server: native traffic, nothing translated;
+//! - m6-controlplane of site A SIGKILLed and restarted during a transfer: it does not stop;
+//! - router B's dataplane SIGKILLed and restarted during a transfer: it recovers (its
+//!   control plane reconnects and re-installs the contexts); the recovery time is printed.
+//!
+//! Needs root, hugepages, Knot and the lab's tools; fails with the reason otherwise.
+
+mod lab;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use lab::*;
+
+const TS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../lab/twosite.sh");
+const CFG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/twosite");
+const HOST_A: &str = "2001:db8:1:1::10";
+const HOST_B: &str = "2001:db8:3:1::20";
+const SERVER_CORE: &str = "2001:db8:ee::100";
+
+struct TwoSites;
+
+impl TwoSites {
+    fn up() -> TwoSites {
+        let out = Command::new("bash")
+            .args([TS, "up"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run lab/twosite.sh up");
+        let lab = TwoSites;
+        assert!(
+            out.status.success(),
+            "lab/twosite.sh up failed:\n{}",
+            text(&out)
+        );
+        lab
+    }
+}
+
+impl Drop for TwoSites {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .args([TS, "down"])
+            .stdin(Stdio::null())
+            .output();
+    }
+}
+
+fn sh(cmd: &str) -> (bool, String) {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run bash");
+    (out.status.success(), text(&out))
+}
+
+fn controlplane() -> String {
+    let p = Path::new(DATAPLANE).with_file_name("m6-controlplane");
+    assert!(
+        p.exists(),
+        "{} is not built: run the workspace's tests (make test) or cargo build -p controlplane",
+        p.display()
+    );
+    p.to_string_lossy().into_owned()
+}
+
+fn router(site: &str) -> Dataplane {
+    let d = Dataplane::start_in(
+        &format!("m6s-{site}rtr"),
+        DATAPLANE,
+        &format!("{CFG}/{site}.yaml"),
+    );
+    assert!(
+        d.wait_line("m6-dataplane: forwarding", Duration::from_secs(20))
+            .is_some(),
+        "router {site} did not start\n{}",
+        d.output()
+    );
+    d
+}
+
+fn control(site: &str) -> Dataplane {
+    let d = Dataplane::start_in(
+        "m6s-core",
+        &controlplane(),
+        &format!("{CFG}/{site}-controlplane.yaml"),
+    );
+    assert!(
+        d.wait_line("m6-controlplane: running", Duration::from_secs(10))
+            .is_some(),
+        "control plane {site} did not start\n{}",
+        d.output()
+    );
+    d
+}
+
+/// An iperf3 transfer B -> A (`-R`: host A receives, so its 0.1 s intervals count bytes
+/// delivered) for `secs` seconds at 50 Mbit/s, started now. B sends to Lp(A), A's PA1
+/// locator at first: cutting ISP1 forces the switch to PA2 that seed 001 section 7.11
+/// step 3c describes.
+fn transfer(secs: u32) -> std::process::Child {
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            "m6s-ahost",
+            "timeout",
+            "60",
+            "iperf3",
+            "-6",
+            "-J",
+            "-R",
+        ])
+        .args([
+            "-c", HOST_B, "-p", "5201", "-B", HOST_A, "-b", "50M", "-i", "0.1",
+        ])
+        .args(["-t", &secs.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start iperf3")
+}
+
+/// (bytes received, longest run of intervals with nothing delivered in seconds, exit ok).
+fn finish(child: std::process::Child) -> (u64, f64, bool, String) {
+    let out = child.wait_with_output().expect("wait for iperf3");
+    let json = String::from_utf8_lossy(&out.stdout).into_owned();
+    // Interval records: "bytes": N per "sum" of each interval; count consecutive zeros.
+    let mut longest: f64 = 0.0;
+    let mut run: f64 = 0.0;
+    let mut total: u64 = 0;
+    for chunk in json.split("\"sum\":").skip(1) {
+        let field = |name: &str| -> Option<f64> {
+            let i = chunk.find(&format!("\"{name}\":"))?;
+            let rest = &chunk[i + name.len() + 3..];
+            let end = rest.find([',', '}', '\n']).unwrap_or(rest.len());
+            rest[..end].trim().parse().ok()
+        };
+        let (Some(bytes), Some(secs)) = (field("bytes"), field("seconds")) else {
+            continue;
+        };
+        if secs > 1.0 {
+            // The end-of-test summary, not an interval.
+            continue;
+        }
+        total += bytes as u64;
+        if bytes == 0.0 {
+            run += secs;
+            longest = longest.max(run);
+        } else {
+            run = 0.0;
+        }
+    }
+    (total, longest, out.status.success(), json)
+}
+
+/// Packets an ISP's named nftables counter has seen.
+fn isp_counter(n: u32, name: &str) -> u64 {
+    let (_, out) = sh(&format!(
+        "ip netns exec m6s-isp{n} nft list counter ip6 m6_isp {name}"
+    ));
+    out.split("packets ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(u64::MAX)
+}
+
+fn ingress_drops() -> u64 {
+    (1..=3).map(|n| isp_counter(n, "ingress_drop")).sum()
+}
+
+/// Which of site A's ISPs (1 or 2) carries most of what goes down to router A now.
+fn busier_downlink() -> u32 {
+    let before = (isp_counter(1, "to_customer"), isp_counter(2, "to_customer"));
+    thread::sleep(Duration::from_millis(500));
+    let after = (isp_counter(1, "to_customer"), isp_counter(2, "to_customer"));
+    if after.0 - before.0 >= after.1 - before.1 {
+        1
+    } else {
+        2
+    }
+}
+
+#[test]
+fn lab_two_sites() {
+    let t0 = Instant::now();
+    require_environment();
+    let _lab = TwoSites::up();
+    let mut report = Vec::new();
+    let mut ra = router("a");
+    let mut rb = router("b");
+    let mut ca = control("a");
+    let cb = control("b");
+    // Contexts: the first packets flow plain; the handshake runs beside them.
+    let start = Instant::now();
+    let (ok, out) = sh(&format!(
+        "ip netns exec m6s-ahost ping -6 -n -c 1 -W 2 -I {HOST_A} {HOST_B}"
+    ));
+    assert!(ok, "A cannot reach B at all:\n{out}");
+    let established = ca
+        .wait_line("Established", Duration::from_secs(20))
+        .and_then(|_| cb.wait_line("Established", Duration::from_secs(5)))
+        .map(|_| start.elapsed());
+    let t_ctx = established.unwrap_or_else(|| {
+        panic!(
+            "no context established within 20 s\n{}\n{}",
+            ca.output(),
+            cb.output()
+        )
+    });
+    report.push(format!(
+        "contexts A<->B established {t_ctx:.1?} after the first packet (INIT/CC/CCR/CONF through both routers)"
+    ));
+
+    // A TCP transfer survives site A's ISP1 going down and coming back.
+    let (ok, out) = sh(&format!(
+        "ip netns exec m6s-bhost iperf3 -s -B {HOST_B} -p 5201 -D -I /run/m6-twosite/b-iperf.pid"
+    ));
+    assert!(ok, "{out}");
+    thread::sleep(Duration::from_millis(300));
+    let drops_before = ingress_drops();
+    let t = transfer(10);
+    // Cut the ISP that carries the transfer to A now (the one Lp(A) at B is under).
+    thread::sleep(Duration::from_millis(2500));
+    let n = busier_downlink();
+    sh(&format!("ip -n m6s-isp{n} link set dev down down"));
+    thread::sleep(Duration::from_secs(3));
+    sh(&format!(
+        "ip -n m6s-isp{n} link set dev down up && \
+         ip -n m6s-isp{n} -6 route replace 2001:db8:{n}::/48 via 2001:db8:ff0{n}::2 dev down"
+    ));
+    let (bytes, gap, ok, json) = finish(t);
+    assert!(
+        ok,
+        "the transfer failed (reset?) across ISP{n}'s failure:\n{json}"
+    );
+    assert!(bytes > 10_000_000, "only {bytes} octets delivered");
+    assert!(
+        gap < 1.0,
+        "the transfer stalled {gap:.1} s while ISP{n} was down\n{}\n{}",
+        ca.output(),
+        cb.output()
+    );
+    let drops = ingress_drops() - drops_before;
+    assert_eq!(drops, 0, "the ISPs' ingress filters dropped packets");
+    report.push(format!(
+        "TCP B->A for 10 s, the ISP carrying it (ISP{n}) down from 3 s to 6 s: {:.1} MB delivered to A, longest gap {gap:.1} s, no reset, 0 ingress drops",
+        bytes as f64 / 1e6
+    ));
+
+    // The plain server: native, through the ISP owning the source.
+    let (ok, out) = sh(&format!(
+        "ip netns exec m6s-ahost ping -6 -n -c 3 -i 0.2 -W 2 -I {HOST_A} {SERVER_CORE}"
+    ));
+    assert!(ok, "A cannot reach the plain server:\n{out}");
+    report.push("plain server: 3/3 pings answered natively".into());
+
+    // The control plane of site A SIGKILLed and restarted during a transfer.
+    let t = transfer(6);
+    thread::sleep(Duration::from_secs(2));
+    ca.kill();
+    thread::sleep(Duration::from_secs(1));
+    let ca2 = control("a");
+    let (bytes, gap, ok, json) = finish(t);
+    assert!(
+        ok,
+        "the transfer failed while the control plane restarted:\n{json}"
+    );
+    assert!(
+        gap < 1.0,
+        "the transfer stalled {gap:.1} s while the control plane restarted"
+    );
+    report.push(format!(
+        "control plane A SIGKILLed at 2 s, restarted at 3 s: {:.1} MB delivered, longest gap {gap:.1} s",
+        bytes as f64 / 1e6
+    ));
+
+    // Router B's dataplane SIGKILLed and restarted during a transfer.
+    let t = transfer(12);
+    thread::sleep(Duration::from_secs(2));
+    rb.kill();
+    thread::sleep(Duration::from_millis(500));
+    let rb2 = router("b");
+    let (bytes, gap, ok, json) = finish(t);
+    assert!(
+        ok,
+        "the transfer did not survive router B's restart:\n{json}\n{}",
+        cb.output()
+    );
+    report.push(format!(
+        "router B's dataplane SIGKILLed at 2 s and restarted: transfer completed, {:.1} MB, recovered after a gap of {gap:.1} s",
+        bytes as f64 / 1e6
+    ));
+
+    let (status, counters) = ra.stop();
+    let out = ra.output();
+    assert!(status.success(), "{out}");
+    let k = |n: &str| counters.get(n).copied().unwrap_or(0);
+    assert!(k("proxy.translated_out") > 1000, "{out}");
+    assert!(k("proxy.translated_in") > 100, "{out}");
+    report.push(format!(
+        "router A: {} packets translated out, {} in, {} sent plain, {} control plane connections",
+        k("proxy.translated_out"),
+        k("proxy.translated_in"),
+        k("proxy.plain_out"),
+        k("channel.connections")
+    ));
+    drop((rb2, ca2, cb));
+    eprintln!(
+        "lab_two_sites summary ({:.1?}):\n  {}",
+        t0.elapsed(),
+        report.join("\n  ")
+    );
+}
