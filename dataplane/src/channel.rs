@@ -41,8 +41,12 @@ named_counters! {
         sent,
         /// Messages not sent: no control plane connected, or its queue full.
         unsent,
-        /// Contexts removed at the end of a resynchronisation (not re-sent).
+        /// Contexts removed at the end of a resynchronisation (not re-sent by the control
+        /// plane that installed them).
         resync_removed,
+        /// Contexts kept at the end of a resynchronisation with a restarted control plane
+        /// (they carry traffic until the protocol replaces them).
+        resync_kept,
     }
 }
 
@@ -65,6 +69,10 @@ pub struct ChannelServer {
     listener: Socket,
     peer: Option<Peer>,
     instance: u64,
+    /// The control plane instance of the current or last connection.
+    last_instance: Option<u64>,
+    /// The connected control plane is the one that installed what the tables hold.
+    same_instance: bool,
     /// During a resynchronisation: what was re-sent so far.
     resync: Option<Resync>,
     /// Every context installed through the channel: (AID(local), AID(peer)) -> F(local).
@@ -131,6 +139,8 @@ impl ChannelServer {
             listener,
             peer: None,
             instance,
+            last_instance: None,
+            same_instance: false,
             resync: None,
             installed: HashMap::new(),
             destinations: HashSet::new(),
@@ -192,9 +202,15 @@ impl ChannelServer {
                     };
                     if !peer.hello {
                         match channel::check_hello(&msg, Role::Controlplane) {
-                            Ok(_) => {
+                            Ok(instance) => {
                                 peer.hello = true;
                                 self.counters.connections += 1;
+                                // The same control plane reconnecting re-sends its whole
+                                // state; a new one (restarted) knows nothing of what the
+                                // previous one installed, and those contexts keep carrying
+                                // traffic until the protocol replaces them.
+                                self.same_instance = self.last_instance == Some(instance);
+                                self.last_instance = Some(instance);
                             }
                             Err(_) => {
                                 self.counters.refused += 1;
@@ -334,10 +350,20 @@ impl ChannelServer {
             }
             Message::ResyncBegin => self.resync = Some(Resync::default()),
             Message::ResyncEnd => {
+                let resync = self.resync.take();
+                if !self.same_instance {
+                    // A restarted control plane: keep what the previous one installed.
+                    self.counters.resync_kept += self
+                        .installed
+                        .keys()
+                        .filter(|k| !resync.as_ref().is_some_and(|r| r.contexts.contains(*k)))
+                        .count() as u64;
+                    return;
+                }
                 if let Some(Resync {
                     contexts: ctxs,
                     destinations: dests,
-                }) = self.resync.take()
+                }) = resync
                 {
                     let stale: Vec<_> = self
                         .installed
@@ -474,7 +500,7 @@ mod tests {
         poll_until(&mut s, &mut control, |_, c| c.contexts().len() == 1);
         // ctx 2 replaced ctx 1 (same AID pair).
         assert!(s.connected());
-        // A reconnection resynchronises: what is not re-sent goes.
+        // The same control plane reconnecting resynchronises: what it does not re-send goes.
         let mut cp2 = Client::connect(&path);
         cp2.send(&hello());
         cp2.send(&Message::ResyncBegin);
@@ -498,6 +524,29 @@ mod tests {
             }
         );
         drop(cp);
+    }
+
+    #[test]
+    fn a_restarted_control_plane_does_not_take_the_previous_ones_contexts_away() {
+        let dir = tempfile_dir();
+        let path = dir.join("dp.sock");
+        let mut s = ChannelServer::bind(&path, 0o600, 1).unwrap();
+        let mut control = Control::new(&two_isp_site());
+        let mut cp = Client::connect(&path);
+        cp.send(&hello());
+        cp.send(&Message::Install(ctx_msg(1)));
+        poll_until(&mut s, &mut control, |_, c| c.contexts().len() == 1);
+        drop(cp);
+        let mut cp2 = Client::connect(&path);
+        cp2.send(&Message::Hello {
+            version: channel::VERSION,
+            role: Role::Controlplane,
+            instance: 2,
+        });
+        cp2.send(&Message::ResyncBegin);
+        cp2.send(&Message::ResyncEnd);
+        poll_until(&mut s, &mut control, |s, _| s.counters.resync_kept == 1);
+        assert_eq!(control.contexts().len(), 1, "still carrying traffic");
     }
 
     #[test]
