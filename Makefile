@@ -8,8 +8,9 @@ build: setup
 	cargo build --release --workspace
 
 demo: setup
-	cargo build --release -p dataplane --bin m6-dataplane
+	cargo build --release -p dataplane --bin m6-dataplane -p controlplane --bin m6-controlplane
 	bash scripts/demo.sh
+	bash scripts/demo-twosite.sh
 
 test: setup
 	bash scripts/test.sh
