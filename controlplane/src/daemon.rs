@@ -12,9 +12,11 @@
 //! - the birthday counter, incremented durably before the engine starts (seed 001 section
 //!   7.14).
 //!
-//! Either process can restart while the other runs: a restarted control plane resyncs the
-//! dataplane (stale contexts go, and the peers recover through UC, section 7.12); a
-//! restarted dataplane is resynced on reconnection.
+//! Either process can restart while the other runs. A restarted control plane resyncs the
+//! dataplane. The contexts its predecessor installed stay and carry traffic until the
+//! protocol replaces them: the peer's next control message meets an unknown context, gets
+//! UC (section 7.12), and a new handshake follows. A restarted dataplane is resynced on
+//! reconnection.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::{ErrorKind, Read, Write};
@@ -42,9 +44,9 @@ use crate::storage::{self, BirthdayCounter};
 
 /// How often the daemon tries to reach an absent dataplane.
 pub const RECONNECT_INTERVAL: Duration = Duration::from_millis(200);
-/// Messages queued for the dataplane at most (beyond: counted and lost; the engine
-/// retransmits what matters).
-pub const MAX_QUEUED: usize = 16_384;
+/// Messages queued for the dataplane at most (a resync of a million contexts fits; beyond:
+/// counted and lost).
+pub const MAX_QUEUED: usize = 1 << 21;
 
 const CHANNEL: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -64,6 +66,8 @@ struct Link {
     sock: Socket,
     hello: bool,
     out: VecDeque<Vec<u8>>,
+    /// Registered for writability (the queue could not be written out).
+    writable: bool,
 }
 
 /// The daemon's state between loop turns.
@@ -216,9 +220,6 @@ impl Daemon {
         if let Some(((at, _), _)) = self.timers.iter().next() {
             t = t.min(at.saturating_sub(self.now()));
         }
-        if self.link.as_ref().is_some_and(|l| !l.out.is_empty()) {
-            t = t.min(Duration::from_millis(1));
-        }
         t
     }
 
@@ -237,7 +238,10 @@ impl Daemon {
         let Ok(addr) = SockAddr::unix(&self.socket_path) else {
             return;
         };
-        if sock.connect(&addr).is_err() || sock.set_nonblocking(true).is_err() {
+        // Nonblocking first: a dataplane whose backlog is full answers EAGAIN at once
+        // instead of stalling the loop (DNS, timers) in connect(2); the next attempt comes
+        // after RECONNECT_INTERVAL.
+        if sock.set_nonblocking(true).is_err() || sock.connect(&addr).is_err() {
             return;
         }
         let fd = sock.as_raw_fd();
@@ -252,6 +256,7 @@ impl Daemon {
             sock,
             hello: false,
             out: VecDeque::new(),
+            writable: false,
         };
         if let Ok(b) = channel::encode(&Message::Hello {
             version: channel::VERSION,
@@ -323,6 +328,9 @@ impl Daemon {
             self.send(Message::Install(c));
         }
         let now = self.now();
+        // Negative entries that have expired are not worth re-sending (nor keeping).
+        self.destinations
+            .retain(|_, s| !matches!(s, DestinationStatus::NotM6 { until } if *until <= now));
         let dests: Vec<(Ipv6Addr, DestinationStatus)> =
             self.destinations.iter().map(|(a, s)| (*a, *s)).collect();
         for (aid_peer, s) in dests {
@@ -381,6 +389,17 @@ impl Daemon {
                 Event::DataPath(DataPathEvent::NewSourceLocator {
                     key: ContextKey { host, f_local: fl },
                     src,
+                })
+            }
+            Message::Activity { aid_local, f_local } => {
+                let (Some(host), Some(fl)) = (
+                    self.engine.host_of(&aid_local),
+                    proto::wire::FlowLabel::new(f_local),
+                ) else {
+                    return;
+                };
+                Event::DataPath(DataPathEvent::Activity {
+                    key: ContextKey { host, f_local: fl },
                 })
             }
             Message::IspState {
@@ -590,6 +609,23 @@ impl Daemon {
                         close = true;
                         break;
                     }
+                }
+            }
+            // Wait for writability only while something is queued (no busy wake-ups).
+            let want = !link.out.is_empty();
+            if want != link.writable {
+                let interest = if want {
+                    Interest::READABLE | Interest::WRITABLE
+                } else {
+                    Interest::READABLE
+                };
+                let fd = link.sock.as_raw_fd();
+                if poll
+                    .registry()
+                    .reregister(&mut SourceFd(&fd), CHANNEL, interest)
+                    .is_ok()
+                {
+                    link.writable = want;
                 }
             }
         }

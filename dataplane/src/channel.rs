@@ -10,7 +10,7 @@
 //! socket or file must not be replaced); a stale socket of ours is replaced. The mode is set
 //! from the configuration (0600 by default).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::io::{ErrorKind, Read, Write};
 use std::net::Ipv6Addr;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -27,6 +27,9 @@ use crate::stats::named_counters;
 
 /// Messages queued for the control plane at most (beyond: counted and lost).
 pub const MAX_QUEUED: usize = 4096;
+/// Messages taken from the control plane per poll at most, so that a large resync does not
+/// hold the control thread (neighbor owner, link state) for long.
+pub const MAX_READ_PER_POLL: usize = 4096;
 
 named_counters! {
     /// The channel (`channel.*`).
@@ -75,20 +78,20 @@ pub struct ChannelServer {
     same_instance: bool,
     /// During a resynchronisation: what was re-sent so far.
     resync: Option<Resync>,
-    /// Every context installed through the channel: (AID(local), AID(peer)) -> F(local).
-    installed: HashMap<AidPair, u32>,
+    /// Every context installed through the channel.
+    installed: HashSet<ContextId>,
     destinations: HashSet<[u8; 16]>,
     buf: Vec<u8>,
     pub counters: ChannelCounters,
 }
 
-/// (AID(local), AID(peer)).
-type AidPair = ([u8; 16], [u8; 16]);
+/// (AID(local), F(local)): one context.
+type ContextId = ([u8; 16], u32);
 
 /// What a control plane re-sent since `ResyncBegin`.
 #[derive(Default)]
 struct Resync {
-    contexts: HashSet<AidPair>,
+    contexts: HashSet<ContextId>,
     destinations: HashSet<[u8; 16]>,
 }
 
@@ -142,7 +145,7 @@ impl ChannelServer {
             last_instance: None,
             same_instance: false,
             resync: None,
-            installed: HashMap::new(),
+            installed: HashSet::new(),
             destinations: HashSet::new(),
             buf: vec![0; channel::MAX_MESSAGE + 1],
             counters: ChannelCounters::default(),
@@ -184,7 +187,12 @@ impl ChannelServer {
             }
         }
         let mut close = false;
+        let mut taken = 0;
         while let Some(peer) = self.peer.as_mut() {
+            if taken >= MAX_READ_PER_POLL {
+                break;
+            }
+            taken += 1;
             match peer.sock.read(&mut self.buf) {
                 Ok(0) => {
                     close = true;
@@ -255,6 +263,10 @@ impl ChannelServer {
     pub fn report(&mut self, e: M6Event) {
         let m = match e {
             M6Event::Punt { port, packet } => Message::Punt { port, packet },
+            M6Event::Activity { aid_local, f_local } => Message::Activity {
+                aid_local: addr::to_std(aid_local),
+                f_local,
+            },
             M6Event::FirstPacket {
                 aid_local,
                 aid_peer,
@@ -313,8 +325,8 @@ impl ChannelServer {
         match msg {
             Message::Install(c) => {
                 let ctx = context_of(&c);
-                let key = (ctx.aid_local, ctx.aid_peer);
-                self.installed.insert(key, ctx.f_local);
+                let key = (ctx.aid_local, ctx.f_local);
+                self.installed.insert(key);
                 if let Some(r) = self.resync.as_mut() {
                     r.contexts.insert(key);
                 }
@@ -322,8 +334,7 @@ impl ChannelServer {
             }
             Message::Remove { aid_local, f_local } => {
                 let a = aid_local.octets();
-                self.installed
-                    .retain(|(l, _), f| !(*l == a && *f == f_local));
+                self.installed.remove(&(a, f_local));
                 control.remove_context(a, f_local);
             }
             Message::Destination { aid_peer, status } => {
@@ -355,7 +366,7 @@ impl ChannelServer {
                     // A restarted control plane: keep what the previous one installed.
                     self.counters.resync_kept += self
                         .installed
-                        .keys()
+                        .iter()
                         .filter(|k| !resync.as_ref().is_some_and(|r| r.contexts.contains(*k)))
                         .count() as u64;
                     return;
@@ -368,12 +379,12 @@ impl ChannelServer {
                     let stale: Vec<_> = self
                         .installed
                         .iter()
-                        .filter(|(k, _)| !ctxs.contains(*k))
-                        .map(|(k, f)| (*k, *f))
+                        .filter(|k| !ctxs.contains(*k))
+                        .copied()
                         .collect();
-                    for (k, f) in stale {
-                        control.remove_context(k.0, f);
-                        self.installed.remove(&k);
+                    for (a, f) in stale {
+                        control.remove_context(a, f);
+                        self.installed.remove(&(a, f));
                         self.counters.resync_removed += 1;
                     }
                     let stale: Vec<_> = self.destinations.difference(&dests).copied().collect();
@@ -497,15 +508,15 @@ mod tests {
         cp.send(&hello());
         cp.send(&Message::Install(ctx_msg(1)));
         cp.send(&Message::Install(ctx_msg(2)));
-        poll_until(&mut s, &mut control, |_, c| c.contexts().len() == 1);
-        // ctx 2 replaced ctx 1 (same AID pair).
+        // Two contexts for one AID pair (the engine's old and new): both held.
+        poll_until(&mut s, &mut control, |_, c| c.contexts().len() == 2);
         assert!(s.connected());
         // The same control plane reconnecting resynchronises: what it does not re-send goes.
         let mut cp2 = Client::connect(&path);
         cp2.send(&hello());
         cp2.send(&Message::ResyncBegin);
         cp2.send(&Message::ResyncEnd);
-        poll_until(&mut s, &mut control, |s, _| s.counters.resync_removed == 1);
+        poll_until(&mut s, &mut control, |s, _| s.counters.resync_removed == 2);
         assert_eq!(control.contexts().len(), 0);
         // Reports reach the control plane.
         let _ = cp2.recv(); // its hello

@@ -111,6 +111,9 @@ pub enum Message {
         f_local: u32,
         src: Ipv6Addr,
     },
+    /// Dataplane -> control plane: the context of (AID(local), F(local)) carried data lately
+    /// (the engine's idle timer, seed 001 appendix A).
+    Activity { aid_local: Ipv6Addr, f_local: u32 },
     /// Dataplane -> control plane: whether ISP `isp`, which delegated `prefix`/`prefix_len`,
     /// can carry traffic (a proxy stops announcing locators under a failed ISP's prefix).
     IspState {

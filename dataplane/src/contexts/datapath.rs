@@ -14,6 +14,13 @@ use crate::tables::Reader;
 
 /// At most one report per key per this interval.
 pub const REPORT_INTERVAL_NS: u64 = 1_000_000_000;
+/// A context that carries data is reported active at most this often (the engine closes a
+/// context idle for CONTEXT_IDLE_TIME, minutes).
+pub const ACTIVITY_INTERVAL_NS: u64 = 30_000_000_000;
+/// One translated packet in this many is checked for an activity report (the check is a
+/// hash lookup; sampling keeps it off most packets).
+pub const ACTIVITY_SAMPLE: u32 = 16;
+
 /// Unknown-flow-label reports per worker per second at most.
 pub const UNKNOWN_LABEL_REPORTS_PER_SEC: u32 = 100;
 /// Keys remembered for rate limiting, and Lp(peer) overrides held, at most (cleared when
@@ -47,6 +54,8 @@ pub enum M6Event {
         f_local: u32,
         src: Addr,
     },
+    /// The context carried data lately (the engine's idle timer, appendix A).
+    Activity { aid_local: Addr, f_local: u32 },
 }
 
 named_counters! {
@@ -82,6 +91,8 @@ pub struct ContextReader {
     reported: HashMap<(Addr, Addr, u32), u64>,
     unknown_bucket: TokenBucket,
     punt_bucket: TokenBucket,
+    activity: HashMap<(Addr, u32), u64>,
+    sample: u32,
     events: Vec<M6Event>,
     pub counters: ProxyCounters,
 }
@@ -94,6 +105,8 @@ impl ContextReader {
             reported: HashMap::with_capacity(MAX_KEYS),
             unknown_bucket: TokenBucket::new(UNKNOWN_LABEL_REPORTS_PER_SEC),
             punt_bucket: TokenBucket::new(PUNTS_PER_SEC),
+            activity: HashMap::new(),
+            sample: 0,
             events: Vec::with_capacity(MAX_EVENTS),
             counters: ProxyCounters::default(),
         }
@@ -138,6 +151,31 @@ impl ContextReader {
         self.new_source(ctx, src, now);
     }
 
+    /// `ctx` carried a packet: now and then (sampled, and per context at most every
+    /// [`ACTIVITY_INTERVAL_NS`]) an activity report.
+    #[inline]
+    pub fn used(&mut self, ctx: &Context, now: u64) {
+        self.sample = self.sample.wrapping_add(1);
+        if self.sample % ACTIVITY_SAMPLE != 0 {
+            return;
+        }
+        let key = (ctx.aid_local(), ctx.f_local);
+        let due = match self.activity.get(&key) {
+            Some(&last) => now.saturating_sub(last) >= ACTIVITY_INTERVAL_NS,
+            None => true,
+        };
+        if due {
+            if self.activity.len() >= MAX_KEYS {
+                self.activity.clear();
+            }
+            self.activity.insert(key, now);
+            self.push(M6Event::Activity {
+                aid_local: key.0,
+                f_local: key.1,
+            });
+        }
+    }
+
     /// Reports a source locator other than Lp(peer) on `ctx`.
     pub fn new_source(&mut self, ctx: &Context, src: Addr, now: u64) {
         if self.due((ctx.aid_local(), src, ctx.f_local), now) {
@@ -152,10 +190,13 @@ impl ContextReader {
     /// A proxied host sends to `aid_peer` without a usable context: reports it when the
     /// destination cache does not already know the peer (or its negative entry expired).
     pub fn first_packet(&mut self, aid_local: Addr, aid_peer: Addr, now: u64) {
+        // Discovery of the peer in progress, or the peer known not to speak M6: nothing to
+        // report. Known to speak M6 but no context for this AID pair (another host, or a
+        // context closed since): report, so the control plane establishes one.
         let known = match self.table().destination(aid_peer) {
-            Some(Destination::Pending | Destination::M6) => true,
+            Some(Destination::Pending) => true,
             Some(Destination::NotM6 { until_ns }) => now < until_ns,
-            None => false,
+            Some(Destination::M6) | None => false,
         };
         if !known && self.due((aid_local, aid_peer, u32::MAX), now) {
             self.push(M6Event::FirstPacket {

@@ -162,6 +162,8 @@ pub struct ContextTable {
     free: Vec<u32>,
     tx: HashMap<(Addr, Addr), u32>,
     dest: HashMap<Addr, Destination>,
+    /// Contexts held (slots in use).
+    live: usize,
     generation: u64,
 }
 
@@ -182,17 +184,18 @@ impl ContextTable {
             free: Vec::new(),
             tx: HashMap::with_capacity(capacity),
             dest: HashMap::new(),
+            live: 0,
             generation: 1,
         }
     }
 
     /// Contexts held.
     pub fn len(&self) -> usize {
-        self.tx.len()
+        self.live
     }
 
     pub fn is_empty(&self) -> bool {
-        self.tx.is_empty()
+        self.live == 0
     }
 
     /// Changes since creation.
@@ -235,38 +238,66 @@ impl ContextTable {
         self.dest.get(&aid_peer).copied()
     }
 
+    /// The slot of (AID(local), F(local)), through the label's chain.
+    fn slot_of(&self, aid_local: [u8; 16], f_local: u32) -> Option<u32> {
+        let mut cur = self.rx.get(f_local as usize).copied().unwrap_or(0);
+        while cur != 0 {
+            let s = self.slots.get(cur as usize - 1)?;
+            if s.ctx.aid_local == aid_local && s.ctx.f_local == f_local {
+                return Some(cur - 1);
+            }
+            cur = s.next_same_label;
+        }
+        None
+    }
+
+    /// Creates or updates the context of (AID(local), F(local)). The engine may hold two
+    /// for one AID pair (one closing, one new): both keep receiving, and the transmit path
+    /// points at the one that may transmit.
     fn install(&mut self, ctx: Context) {
         if self.rx.is_empty() {
             self.rx = vec![0; FLOW_LABELS];
         }
-        let key = (ctx.aid_local(), ctx.aid_peer());
-        // Replacing: the old slot of this AID pair (its label may have changed) goes first.
-        if let Some(&old) = self.tx.get(&key) {
-            if let Some(s) = self.slots.get(old as usize) {
-                let (a, f) = (s.ctx.aid_local, s.ctx.f_local);
-                self.remove(a, f);
-            }
-        }
-        let slot = Slot {
-            ctx,
-            next_same_label: self.rx.get(ctx.f_local as usize).copied().unwrap_or(0),
-        };
-        let i = match self.free.pop() {
+        let i = match self.slot_of(ctx.aid_local, ctx.f_local) {
             Some(i) => {
                 if let Some(s) = self.slots.get_mut(i as usize) {
-                    *s = slot;
+                    s.ctx = ctx;
                 }
                 i
             }
             None => {
-                self.slots.push(slot);
-                (self.slots.len() - 1) as u32
+                let slot = Slot {
+                    ctx,
+                    next_same_label: self.rx.get(ctx.f_local as usize).copied().unwrap_or(0),
+                };
+                let i = match self.free.pop() {
+                    Some(i) => {
+                        if let Some(s) = self.slots.get_mut(i as usize) {
+                            *s = slot;
+                        }
+                        i
+                    }
+                    None => {
+                        self.slots.push(slot);
+                        (self.slots.len() - 1) as u32
+                    }
+                };
+                if let Some(head) = self.rx.get_mut(ctx.f_local as usize) {
+                    *head = i + 1;
+                }
+                self.live += 1;
+                i
             }
         };
-        if let Some(head) = self.rx.get_mut(ctx.f_local as usize) {
-            *head = i + 1;
+        let key = (ctx.aid_local(), ctx.aid_peer());
+        let current_transmits = self
+            .tx
+            .get(&key)
+            .and_then(|&j| self.slots.get(j as usize))
+            .is_some_and(|s| s.ctx.transmit && s.ctx.f_local != ctx.f_local);
+        if ctx.transmit || !current_transmits {
+            self.tx.insert(key, i);
         }
-        self.tx.insert(key, i);
     }
 
     fn remove(&mut self, aid_local: [u8; 16], f_local: u32) {
@@ -290,8 +321,12 @@ impl ContextTable {
                         }
                     }
                 }
-                self.tx.remove(&(s.ctx.aid_local(), s.ctx.aid_peer()));
+                let key = (s.ctx.aid_local(), s.ctx.aid_peer());
+                if self.tx.get(&key) == Some(&(cur - 1)) {
+                    self.tx.remove(&key);
+                }
                 self.free.push(cur - 1);
+                self.live -= 1;
                 return;
             }
             prev = Some(cur);
@@ -357,12 +392,26 @@ mod tests {
         assert_eq!(t.by_label(7, a("2001:db8:1:1::99")), Err(true));
         assert_eq!(t.by_label(8, a("2001:db8:1:1::10")), Err(false));
         assert_eq!(t.by_aids(c.aid_local(), c.aid_peer()), Some(&c));
-        // Replaced with a new label: the old one is gone.
+        // The engine's new context for the same AID pair (the old one closing): both
+        // receive, the new one transmits, and a late update of the closing one does not
+        // take the transmit path back.
         let c2 = Context { f_local: 9, ..c };
         t.apply(&ContextOp::Install(Box::new(c2)));
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.by_aids(c.aid_local(), c.aid_peer()), Some(&c2));
+        let closing = Context {
+            transmit: false,
+            ..c
+        };
+        t.apply(&ContextOp::Install(Box::new(closing)));
+        assert_eq!(t.by_label(7, a("2001:db8:1:1::10")), Ok(&closing));
+        assert_eq!(t.by_aids(c.aid_local(), c.aid_peer()), Some(&c2));
+        t.apply(&ContextOp::Remove {
+            aid_local: c.aid_local,
+            f_local: 7,
+        });
         assert_eq!(t.len(), 1);
-        assert_eq!(t.by_label(7, a("2001:db8:1:1::10")), Err(false));
-        assert_eq!(t.by_label(9, a("2001:db8:1:1::10")), Ok(&c2));
+        assert_eq!(t.by_aids(c.aid_local(), c.aid_peer()), Some(&c2));
         t.apply(&ContextOp::Remove {
             aid_local: c.aid_local,
             f_local: 9,

@@ -141,6 +141,12 @@ pub fn restore<B: PacketBuf>(
     p.src = addr::from_bytes(ctx.aid_peer);
     p.dst = addr::from_bytes(ctx.aid_local);
     p.l4_proto = ulp;
+    // What later stages judge errors by (RFC 4443 2.4 (e.1)).
+    p.icmp_type = if ulp == crate::net::ipv6::proto::ICMPV6 {
+        buf.data().get(p.l4()).copied()
+    } else {
+        None
+    };
     Ok(())
 }
 

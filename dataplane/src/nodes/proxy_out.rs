@@ -42,8 +42,11 @@ pub struct Translated {
     pub dst: Addr,
 }
 
-/// The ISP and source locator for a packet of `ctx`: a hash of the flow over the usable
-/// ISPs whose prefix holds one of the context's Ls(local); `None` when none is usable.
+/// The ISP and source locator for a packet of `ctx`: a hash of the context (AIDs and
+/// F(peer), not the host's flow) over the usable ISPs whose prefix holds one of its
+/// Ls(local), so a context keeps one source locator while its ISP is usable (a changing
+/// source would make the peer switch Lp(peer) back and forth, 7.11 step 3c); `None` when
+/// none is usable. `_flow` is kept for a future per-flow policy (the health issue).
 pub fn pick(
     t: &SiteTables,
     live: &[IspLive],
@@ -63,8 +66,19 @@ pub fn pick(
     if n == 0 {
         return None;
     }
-    let h = rewrite::flow_hash(ctx.aid_local(), dst, flow);
+    let _ = (dst, flow);
+    let h = rewrite::flow_hash(ctx.aid_local(), ctx.aid_peer(), ctx.f_peer);
     candidates().nth((h % n as u64) as usize)
+}
+
+/// Octets translation adds to a packet whose upper layer (after Hop-by-Hop) is `ulp`: 8
+/// for an escape header, 0 for a protocol with its own slot.
+pub fn grows(ulp: u8) -> usize {
+    if k_for_protocol(ulp).is_some() {
+        0
+    } else {
+        ESCAPE_LEN
+    }
 }
 
 /// Translates the packet in `buf` (summary `p`, a plain packet from AID(local) to
@@ -251,13 +265,15 @@ mod tests {
             link_up: false,
             ..up
         };
-        let mut seen = [false; 2];
-        for flow in 0..32 {
-            let (isp, src) = pick(&t, &[up, up], &c, c.aid_peer(), flow).unwrap();
-            seen[isp] = true;
-            assert_eq!(t.isp_owning(src), Some(isp));
+        // One context keeps one locator, whatever the flow (7.11 step 3c at the peer).
+        let (isp, src) = pick(&t, &[up, up], &c, c.aid_peer(), 0).unwrap();
+        assert_eq!(t.isp_owning(src), Some(isp));
+        for flow in 1..32 {
+            assert_eq!(
+                pick(&t, &[up, up], &c, c.aid_peer(), flow),
+                Some((isp, src))
+            );
         }
-        assert!(seen[0] && seen[1]);
         assert_eq!(
             pick(&t, &[down, up], &c, c.aid_peer(), 3),
             Some((1, a("2001:db8:2:1::10")))

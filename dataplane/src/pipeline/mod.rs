@@ -488,6 +488,30 @@ impl Pipeline {
                         let lp = self.contexts.lp_peer(&c);
                         let port = picked.and_then(|(isp, _)| self.tables.isps.get(isp)?.port);
                         if let (Some((isp, from)), Some(lp), Some(port)) = (picked, lp, port) {
+                            // Hop limit and MTU are judged on the packet as the host sent it,
+                            // so that an error quotes what the host can match; an escape
+                            // header makes the packet 8 octets longer (RFC 8200 5).
+                            let grows = proxy_out::grows(slot.p.l4_proto) as u32;
+                            let mtu = self.tables.ports.get(port).map_or(0, |p| p.mtu);
+                            let problem = if !adjacency::hop_limit_ok(&slot.p) {
+                                Some((adjacency::DropReason::HopLimitExceeded, Kind::HopLimit))
+                            } else if slot.p.ip_len + grows > u32::from(mtu) {
+                                Some((
+                                    adjacency::DropReason::PacketTooBig,
+                                    Kind::PacketTooBig {
+                                        mtu: u32::from(mtu).saturating_sub(grows),
+                                    },
+                                ))
+                            } else {
+                                None
+                            };
+                            if let Some((reason, kind)) = problem {
+                                self.counters.drop.count(DropCause::Adjacency(reason));
+                                slot.icmp = Some(kind);
+                                self.frames.icmp.push(i);
+                                continue;
+                            }
+                            self.contexts.used(&c, now);
                             match proxy_out::translate(b, &mut slot.p, &c, from, lp) {
                                 Ok(()) => {
                                     self.contexts.counters.translated_out += 1;
@@ -507,7 +531,10 @@ impl Pipeline {
             }
             // Rewrite ok: any usable ISP, picked per flow, with the source locator
             // rewritten to its prefix (seed 001 sections 6 and 11).
-            if slot.p.rewrite_ok && self.tables.in_site(slot.p.src) {
+            if slot.p.rewrite_ok
+                && self.tables.in_site(slot.p.src)
+                && !self.tables.in_site(slot.p.dst)
+            {
                 let live = &self.isps.get().0;
                 let flow = rewrite::flow_label(b.data().get(slot.p.l3()..).unwrap_or(&[]));
                 let owner = self.tables.isp_owning(slot.p.src);
@@ -609,19 +636,8 @@ impl Pipeline {
                         let checked = proxy_in::check(contexts.table(), label, src, dst, |c| {
                             contexts.lp_peer(c)
                         });
-                        let ctx = match checked {
-                            Ok((ctx, note)) => {
-                                match note {
-                                    proxy_in::SourceNote::Preferred => {}
-                                    proxy_in::SourceNote::NewPreferred => {
-                                        self.contexts.switch_lp(&ctx, src, now)
-                                    }
-                                    proxy_in::SourceNote::Unverified => {
-                                        self.contexts.new_source(&ctx, src, now)
-                                    }
-                                }
-                                ctx
-                            }
+                        let (ctx, note) = match checked {
+                            Ok(found) => found,
                             Err(r) => {
                                 self.counters.drop.count(DropCause::ProxyIn(r));
                                 if r == proxy_in::DropReason::UnknownFlowLabel {
@@ -630,10 +646,22 @@ impl Pipeline {
                                 continue;
                             }
                         };
+                        // A malformed M6 header is dropped before it may move Lp(peer) or
+                        // cause a report.
                         if let Err(r) = proxy_in::restore(b, &mut slot.p, &ctx, base) {
                             self.counters.drop.count(DropCause::ProxyIn(r));
                             continue;
                         }
+                        match note {
+                            proxy_in::SourceNote::Preferred => {}
+                            proxy_in::SourceNote::NewPreferred => {
+                                self.contexts.switch_lp(&ctx, src, now)
+                            }
+                            proxy_in::SourceNote::Unverified => {
+                                self.contexts.new_source(&ctx, src, now)
+                            }
+                        }
+                        self.contexts.used(&ctx, now);
                         self.contexts.counters.translated_in += 1;
                     }
                     slot.out_port = lan_port;
