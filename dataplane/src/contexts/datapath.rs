@@ -156,7 +156,7 @@ impl ContextReader {
     #[inline]
     pub fn used(&mut self, ctx: &Context, now: u64) {
         self.sample = self.sample.wrapping_add(1);
-        if self.sample % ACTIVITY_SAMPLE != 0 {
+        if !self.sample.is_multiple_of(ACTIVITY_SAMPLE) {
             return;
         }
         let key = (ctx.aid_local(), ctx.f_local);
