@@ -2077,3 +2077,60 @@ fn m6_control_for_a_proxied_host_or_the_router_is_punted() {
     assert_eq!(c(&pl, "proxy.punted"), 2);
     assert_eq!(pl.counters().drop.total(), 0);
 }
+
+#[test]
+fn a_proxied_packet_that_the_escape_header_would_push_over_the_mtu_gets_packet_too_big() {
+    let mut pl = proxy_rig(true);
+    // 1496 octets of IPv6: fits the 1500 MTU plain, not with the 8-octet escape header.
+    let req = echo_request(LAN_MAC, HOST_MAC, HOST1, PEER_AID, &[0x55; 1496 - 48]);
+    let (next, out) = run(&mut pl, LAN, &req, 0);
+    assert_eq!(next, Next::Tx(LAN));
+    assert_eq!(out[54..56], [2, 0], "Packet Too Big");
+    assert_eq!(
+        u32::from_be_bytes([out[58], out[59], out[60], out[61]]),
+        1492
+    );
+    // It quotes the packet as the host sent it, so the host can match it.
+    assert_eq!(out[62 + 24..62 + 40], ip(PEER_AID).octets());
+    assert_eq!(out[62 + 6], 58);
+    // A UDP packet of the same size needs no escape header and goes.
+    let f = udp_frame(LAN_MAC, HOST_MAC, HOST1, PEER_AID, 64, 1496 - 48);
+    assert!(matches!(run(&mut pl, LAN, &f, 0).0, Next::Tx(ISP1 | ISP2)));
+}
+
+#[test]
+fn rewrite_ok_m6_to_a_site_address_is_not_sent_to_an_isp() {
+    let mut pl = resolved();
+    let f = ip_frame(
+        LAN_MAC,
+        HOST_MAC,
+        HOST1,
+        "2001:db8:2:1::99",
+        64,
+        160,
+        &[0; 8],
+    );
+    assert_eq!(run(&mut pl, LAN, &f, 0).0, Next::Drop);
+    assert_eq!(c(&pl, "drop.lan_to_site"), 1);
+}
+
+#[test]
+fn contexts_in_use_are_reported_active() {
+    let mut pl = proxy_rig(true);
+    let f = udp_frame(LAN_MAC, HOST_MAC, HOST1, PEER_AID, 64, 8);
+    for _ in 0..64 {
+        run(&mut pl, LAN, &f, 0);
+    }
+    let active: Vec<_> = m6_events(&mut pl)
+        .into_iter()
+        .filter(|e| matches!(e, M6Event::Activity { .. }))
+        .collect();
+    assert_eq!(
+        active,
+        vec![M6Event::Activity {
+            aid_local: a(HOST1),
+            f_local: 0x4242
+        }],
+        "once per interval, not per packet"
+    );
+}
