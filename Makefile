@@ -8,7 +8,7 @@ build: setup
 	cargo build --release --workspace
 
 demo: setup
-	cargo build --release -p dataplane --bin m6-dataplane -p controlplane --bin m6-controlplane
+	cargo build --release -p dataplane --bin m6-dataplane -p controlplane --bin m6-controlplane --bin m6ctl
 	bash scripts/demo.sh
 	bash scripts/demo-twosite.sh
 

@@ -8,7 +8,7 @@
 # About a minute. It exits non-zero as soon as a step does not behave as described, and the
 # lab is always torn down.
 #
-# Environment: M6_DATAPLANE, M6_CONTROLPLANE (binaries, default target/release/...),
+# Environment: M6_DATAPLANE, M6_CONTROLPLANE, M6CTL (binaries, default target/release/...),
 # M6_DEMO_PAUSE (seconds between steps, default 1).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -17,6 +17,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 DP=${M6_DATAPLANE:-$repo/target/release/m6-dataplane}
 CP=${M6_CONTROLPLANE:-$repo/target/release/m6-controlplane}
+CTL=${M6CTL:-$repo/target/release/m6ctl}
 CFG=$repo/configs/twosite
 RUN=/run/m6-twosite
 PAUSE=${M6_DEMO_PAUSE:-1}
@@ -93,6 +94,8 @@ done
 grep -q Established "$logs/cp-a" || fail "no context at A"
 say "Control plane A, as it looked host B up and ran the handshake:"
 grep -E "Dns|send|Established" "$logs/cp-a" | grep -v "^m6-controlplane: Established" | sed 's/^m6-controlplane: *//' | head -8 | show
+say "m6ctl context list at router A (its admin socket):"
+"$CTL" --socket "$RUN/a-admin.sock" context list | show
 ok "contexts established on both routers"
 
 step "A download from B to A survives the failure of the ISP carrying it"

@@ -16,6 +16,7 @@ PACKAGES=(
     iperf3 netcat-openbsd                            # TCP transfer through the router
     knot knot-dnsutils                               # authoritative DNS for verification tests
     python3-scapy                                    # independent decoder of golden vectors
+    tcpdump                                          # captures of the M6 handshake in the lab
 )
 HUGEPAGES_WANTED=${M6_HUGEPAGES:-512}   # 512 x 2 MiB = 1 GiB
 HUGE_MOUNT=/dev/hugepages

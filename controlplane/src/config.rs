@@ -23,10 +23,20 @@ pub struct ControlplaneConfig {
     /// The dataplane's channel socket (its `channel.path`).
     #[serde(default = "default_dataplane_socket")]
     pub dataplane_socket: PathBuf,
+    /// The admin socket `m6ctl` talks to (created mode 0600).
+    #[serde(default = "default_admin_socket")]
+    pub admin_socket: PathBuf,
     /// The legacy hosts the router proxies (seed 002): each host's locators, one per ISP
     /// prefix (any of them can be its AID), and whether its forward and reverse DNS agree.
     #[serde(default)]
     pub hosts: Vec<HostConfig>,
+}
+
+/// Where the admin socket lives unless configured.
+pub const DEFAULT_ADMIN_SOCKET: &str = "/run/m6/controlplane.sock";
+
+fn default_admin_socket() -> PathBuf {
+    PathBuf::from(DEFAULT_ADMIN_SOCKET)
 }
 
 /// One proxied host.

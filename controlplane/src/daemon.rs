@@ -34,6 +34,7 @@ use proto::channel::{self, ContextMsg, DestinationMsg, Message, Role};
 use proto::wire::m6::{IcmpTypes, Packet, Repr};
 use socket2::{Domain, SockAddr, Socket, Type};
 
+use crate::admin::AdminSocket;
 use crate::config::ControlplaneConfig;
 use crate::dns::service::DnsService;
 use crate::engine::{
@@ -50,6 +51,7 @@ pub const MAX_QUEUED: usize = 1 << 21;
 
 const CHANNEL: Token = Token(0);
 const WAKER: Token = Token(1);
+const ADMIN: Token = Token(2);
 
 /// The daemon's counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -93,6 +95,10 @@ pub struct Daemon {
     pub birthday: u32,
     /// Print every engine action (`M6_CONTROLPLANE_TRACE=1`).
     trace: bool,
+    /// The CC responder state last sent to the dataplane (clock left at 0), to send it
+    /// again only when the key or a host changed.
+    responder_sent: Option<proto::channel::CcResponderMsg>,
+    admin: Option<AdminSocket>,
 }
 
 /// One line about an action, for the trace.
@@ -150,6 +156,11 @@ impl Daemon {
             .resolver_setup()
             .map_err(|e| format!("dns: {}: {}", e.field, e.message))?;
         let dns = DnsService::start(setup, Some(waker)).map_err(|e| format!("dns: {e}"))?;
+        let admin = AdminSocket::bind(&cfg.admin_socket)?;
+        let fd = admin.listener().as_raw_fd();
+        poll.registry()
+            .register(&mut SourceFd(&fd), ADMIN, Interest::READABLE)
+            .map_err(|e| format!("admin_socket: poll: {e}"))?;
         Ok(Daemon {
             engine,
             dns,
@@ -168,6 +179,8 @@ impl Daemon {
             counters: DaemonCounters::default(),
             birthday,
             trace: std::env::var("M6_CONTROLPLANE_TRACE").is_ok_and(|v| v == "1"),
+            responder_sent: None,
+            admin: Some(admin),
         })
     }
 
@@ -212,7 +225,83 @@ impl Daemon {
         }
         self.read(poll);
         self.fire_timers();
+        self.publish_responder();
         self.flush(poll);
+        if let Some(admin) = self.admin.take() {
+            admin.serve(|command| self.admin_answer(command));
+            self.admin = Some(admin);
+        }
+    }
+
+    /// The answer to one admin command (`crate::admin`).
+    fn admin_answer(&self, command: &str) -> serde_json::Value {
+        use serde_json::json;
+        match command {
+            "status" => json!({
+                "birthday": self.birthday,
+                "uptime_secs": self.now().as_secs_f64(),
+                "dataplane": {
+                    "socket": self.socket_path.display().to_string(),
+                    "connected": self.connected(),
+                },
+                "hosts": self.hosts.len(),
+                "contexts": self.installed.len(),
+                "destinations": self.destinations.len(),
+                "cc_key_serial": self.engine.cc_key_serial(),
+                "isp_prefixes_down": self
+                    .down
+                    .iter()
+                    .map(|(p, l)| format!("{p}/{l}"))
+                    .collect::<Vec<_>>(),
+                "counters": {
+                    "connections": self.counters.connections,
+                    "received": self.counters.received,
+                    "sent": self.counters.sent,
+                    "unsent": self.counters.unsent,
+                    "punts_unparsed": self.counters.punts_unparsed,
+                    "injected": self.counters.injected,
+                },
+            }),
+            "contexts" => {
+                let mut v: Vec<&DataplaneContext> = self.installed.values().collect();
+                v.sort_by_key(|c| (c.aid_local, c.aid_peer, c.key.f_local));
+                serde_json::Value::Array(
+                    v.into_iter()
+                        .map(|c| {
+                            json!({
+                                "aid_local": c.aid_local.to_string(),
+                                "aid_peer": c.aid_peer.to_string(),
+                                "f_local": c.key.f_local.value(),
+                                "f_peer": c.f_peer.map(|f| f.value()),
+                                "lp_peer": c.lp_peer.map(|a| a.to_string()),
+                                "lsv_peer": c.lsv_peer.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                                "lsl_peer": c.lsl_peer.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                                "transmit": c.transmit,
+                            })
+                        })
+                        .collect(),
+                )
+            }
+            other => {
+                json!({ "error": format!("unknown command {other:?}; known: status, contexts") })
+            }
+        }
+    }
+
+    /// Hands the workers what they need to answer INITs (DESIGN section 5) after a
+    /// (re)connection, a CC key rotation or a change of a host's locators.
+    fn publish_responder(&mut self) {
+        if !self.connected() {
+            return;
+        }
+        let mut msg = self.engine.cc_responder(self.now());
+        let clock = std::mem::take(&mut msg.clock_secs);
+        if self.responder_sent.as_ref() == Some(&msg) {
+            return;
+        }
+        self.responder_sent = Some(msg.clone());
+        msg.clock_secs = clock;
+        self.send(Message::CcResponder(msg));
     }
 
     fn next_timeout(&self) -> Duration {
@@ -340,6 +429,7 @@ impl Daemon {
             });
         }
         self.send(Message::ResyncEnd);
+        self.responder_sent = None;
     }
 
     fn on_message(&mut self, m: Message) {

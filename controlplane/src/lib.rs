@@ -1,6 +1,7 @@
 //! M6 control plane: sans-I/O signaling engine, DNS verification, health and metrics.
 #![deny(unsafe_code)]
 
+pub mod admin;
 pub mod config;
 pub mod daemon;
 pub mod dns;

@@ -1,10 +1,13 @@
 //! `m6-controlplane`'s daemon against a dataplane's end of the channel (`proto::channel`)
 //! played by the test: the hello and resynchronisation, an INIT punted by the dataplane
-//! answered with a CC injected back, and a restart that resyncs what the engine holds.
+//! answered with a CC injected back, the CC responder state published for the workers
+//! (and a CC made from it accepted in a CCR), and a restart that resyncs what the engine
+//! holds.
 //! No DPDK: the channel is a real Unix SOCK_SEQPACKET socket.
 
 use std::io::{Read, Write};
 use std::net::Ipv6Addr;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,7 +17,8 @@ use std::time::{Duration, Instant};
 use controlplane::config::ControlplaneConfig;
 use controlplane::daemon::Daemon;
 use proto::channel::{self, Message, Role};
-use proto::wire::m6::{IcmpTypes, Init, Message as M6, Packet, Repr};
+use proto::wire::m6::{Cc, IcmpTypes, Init, Message as M6, Packet, Repr};
+use proto::wire::tlv::Locators;
 use proto::wire::FlowLabel;
 use socket2::{Domain, SockAddr, Socket, Type};
 
@@ -105,7 +109,9 @@ fn config(dir: &Path) -> ControlplaneConfig {
         "dns: {{ servers: [\"[::1]:5399\"] }}\n\
          birthday_file: {}/birthday\n\
          dataplane_socket: {}/dp.sock\n\
+         admin_socket: {}/admin.sock\n\
          hosts:\n  - {{ locators: [\"{HOST}\", \"{HOST_PA2}\"], dns_verifiable: false }}\n",
+        dir.display(),
         dir.display(),
         dir.display()
     );
@@ -127,19 +133,24 @@ fn init_packet() -> Vec<u8> {
         }),
         piggyback: None,
     };
+    ipv6_packet(&repr, PEER, HOST)
+}
+
+/// The IPv6 packet of an M6 control message from `src` to `dst`.
+fn ipv6_packet(repr: &Repr, src: &str, dst: &str) -> Vec<u8> {
     let mut msg = vec![0u8; repr.buffer_len()];
     repr.emit(
         &mut Packet::new_unchecked(&mut msg[..]),
-        &a(PEER),
-        &a(HOST),
+        &a(src),
+        &a(dst),
         &IcmpTypes::default(),
     )
     .unwrap();
     let mut p = vec![0x60, 0, 0, 0];
     p.extend_from_slice(&(msg.len() as u16).to_be_bytes());
     p.extend_from_slice(&[58, 60]);
-    p.extend_from_slice(&a(PEER).octets());
-    p.extend_from_slice(&a(HOST).octets());
+    p.extend_from_slice(&a(src).octets());
+    p.extend_from_slice(&a(dst).octets());
     p.extend_from_slice(&msg);
     p
 }
@@ -159,6 +170,23 @@ fn hello_resync_init_answered_with_a_cc_and_restart() {
         "nothing yet"
     );
     let t_connect = t0.elapsed();
+    // Then what the workers need to answer INITs themselves.
+    let Message::CcResponder(responder) = dp.recv() else {
+        panic!("expected the CC responder state after the resync");
+    };
+    assert_eq!(responder.key_serial, 1);
+    assert_eq!(responder.per_second, 1000, "the engine's cc_per_second");
+    assert_eq!(responder.hosts.len(), 1);
+    assert_eq!(responder.hosts[0].locators, vec![a(HOST), a(HOST_PA2)]);
+    assert!(!responder.hosts[0].dns_verifiable);
+    assert!(
+        !responder.hosts[0].rewrite_ok,
+        "7.13: not without DNS verification"
+    );
+    assert!(
+        responder.clock_secs <= 5,
+        "the daemon's CC clock starts at its start"
+    );
 
     // The punted INIT is answered with a CC, injected back toward the INIT's source.
     dp.send(&Message::Punt {
@@ -189,6 +217,90 @@ fn hello_resync_init_answered_with_a_cc_and_restart() {
     .unwrap();
     assert!(matches!(repr.message, M6::Cc(_)), "{repr:?}");
     assert_eq!(repr.nonce, 0x1234_5678);
+
+    // A CC made as a worker makes it (nodes::cc_answer: the published secret, birthday and
+    // clock) is accepted when the peer's CCR echoes it: the daemon establishes the context.
+    let state = proto::cc::generate(
+        &proto::cc::CcKeyring::new(proto::cc::CcKey::new(
+            responder.key_serial,
+            &responder.secret,
+        )),
+        &proto::cc::CcInput {
+            init_src: a(PEER),
+            init_dst: a(HOST),
+            aid_initiator: a(PEER),
+            aid_responder: a(HOST),
+            initiator_nonce: 0x4444,
+            initiator_flow_label: FlowLabel::new_truncated(0x999),
+            initiator_birthday: 98,
+            responder_birthday: responder.birthday,
+            ulp_discarded: false,
+            lsl_initiator: Locators::from_addrs(&[a(PEER)]),
+            lsr_responder: Locators::from_addrs(&[a(HOST)]),
+            lsl_responder: Locators::from_addrs(&[a(HOST)]),
+        },
+        responder.clock_secs + t0.elapsed().as_secs() as u32,
+    );
+    let ccr = Repr {
+        rewrite_ok: false,
+        nonce: 0x5555,
+        message: M6::Ccr(Cc {
+            aid_initiator: a(PEER),
+            aid_responder: a(HOST),
+            lsl_initiator: vec![a(PEER)],
+            lsr_responder: vec![a(HOST)],
+            lsl_responder: vec![a(HOST)],
+            state,
+        }),
+        piggyback: None,
+    };
+    dp.send(&Message::Punt {
+        port: 1,
+        packet: ipv6_packet(&ccr, PEER, HOST),
+    });
+    let installed = (0..8).find_map(|_| match dp.recv() {
+        Message::Install(c) => Some(c),
+        _ => None,
+    });
+    let installed = installed.expect("the CCR for a worker's CC established no context");
+    assert_eq!(installed.aid_peer, a(PEER));
+    assert_eq!(installed.f_peer, Some(0x999));
+
+    // m6ctl over the admin socket (mode 0600) sees it.
+    let admin = dir.path().join("admin.sock");
+    let mode = std::fs::metadata(&admin).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "admin socket mode {mode:o}");
+    let m6ctl = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_m6ctl"))
+            .arg("--socket")
+            .arg(&admin)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = m6ctl(&["--json", "status"]);
+    assert!(out.status.success(), "{out:?}");
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["dataplane"]["connected"], true);
+    assert_eq!(status["contexts"], 1);
+    assert_eq!(status["hosts"], 1);
+    let out = m6ctl(&["context", "list", "--peer", PEER]);
+    let table = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success() && table.contains(PEER) && table.contains("1 contexts"),
+        "{table}"
+    );
+    let out = m6ctl(&["context", "list", "--peer", "2001:db8::1"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 contexts"));
+    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_m6ctl"))
+        .args(["--socket", "/nonexistent/admin.sock", "status"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        !missing.status.success() && err.contains("is it running?"),
+        "{err}"
+    );
 
     // The dataplane restarts (its socket goes and comes back): the daemon reconnects and
     // resyncs; the birthday file was written.

@@ -23,6 +23,7 @@ use crate::contexts::datapath::M6Event;
 use crate::contexts::{Context, Destination, LocatorSet};
 use crate::control::Control;
 use crate::net::addr;
+use crate::nodes::cc_answer::Responder;
 use crate::stats::named_counters;
 
 /// Messages queued for the control plane at most (beyond: counted and lost).
@@ -395,6 +396,7 @@ impl ChannelServer {
                 }
             }
             Message::Inject { isp, packet } => inject(Injected { isp, packet }),
+            Message::CcResponder(m) => control.set_responder(Responder::new(&m, now)),
             // Messages for the control plane, or a second hello: ignored.
             _ => {}
         }

@@ -12,6 +12,7 @@ use crate::neighbor::{NeighborEvent, NeighborTable};
 use crate::net::addr;
 use crate::net::checksum;
 use crate::net::ethernet::{self, ethertype};
+use crate::nodes::cc_answer::Responder;
 use crate::nodes::rewrite;
 use crate::site::{Site, SiteTables};
 use crate::tables::{Reader, Writer};
@@ -82,6 +83,12 @@ impl Control {
     pub fn set_destination(&mut self, aid_peer: [u8; 16], status: Option<Destination>) {
         self.contexts
             .publish(ContextOp::Destination { aid_peer, status });
+    }
+
+    /// Replaces the CC responder state the workers answer INITs with.
+    pub fn set_responder(&mut self, r: Responder) {
+        self.contexts
+            .publish(ContextOp::Responder(std::sync::Arc::new(r)));
     }
 
     /// The published contexts.

@@ -9,8 +9,8 @@ use crate::contexts::datapath::ProxyCounters;
 use crate::neighbor::datapath::ResolveCounters;
 use crate::nodes::rewrite::RewriteCounters;
 use crate::nodes::{
-    adjacency, classify, echo, egress, exthdr, inbound, local, nd, proxy_in, proxy_out, reassembly,
-    DropCause, PipelineDrop,
+    adjacency, cc_answer, classify, echo, egress, exthdr, inbound, local, nd, proxy_in, proxy_out,
+    reassembly, DropCause, PipelineDrop,
 };
 use crate::site::Site;
 
@@ -151,6 +151,7 @@ pub struct DropCounters {
     pub adjacency: [u64; adjacency::DropReason::COUNT],
     pub exthdr: [u64; exthdr::DropReason::COUNT],
     pub proxy_in: [u64; proxy_in::DropReason::COUNT],
+    pub cc_answer: [u64; cc_answer::DropReason::COUNT],
     pub proxy_out: [u64; proxy_out::DropReason::COUNT],
     pub pipeline: [u64; PipelineDrop::COUNT],
 }
@@ -174,6 +175,7 @@ impl DropCounters {
             DropCause::Adjacency(r) => self.adjacency.get_mut(r.index()),
             DropCause::ExtHdr(r) => self.exthdr.get_mut(r.index()),
             DropCause::ProxyIn(r) => self.proxy_in.get_mut(r.index()),
+            DropCause::CcAnswer(r) => self.cc_answer.get_mut(r.index()),
             DropCause::ProxyOut(r) => self.proxy_out.get_mut(r.index()),
             DropCause::Pipeline(r) => self.pipeline.get_mut(r.index()),
         };
@@ -194,6 +196,7 @@ impl DropCounters {
             DropCause::Adjacency(r) => self.adjacency.get(r.index()),
             DropCause::ExtHdr(r) => self.exthdr.get(r.index()),
             DropCause::ProxyIn(r) => self.proxy_in.get(r.index()),
+            DropCause::CcAnswer(r) => self.cc_answer.get(r.index()),
             DropCause::ProxyOut(r) => self.proxy_out.get(r.index()),
             DropCause::Pipeline(r) => self.pipeline.get(r.index()),
         };
@@ -212,6 +215,7 @@ impl DropCounters {
             &self.adjacency[..],
             &self.exthdr[..],
             &self.proxy_in[..],
+            &self.cc_answer[..],
             &self.proxy_out[..],
             &self.pipeline[..],
         ]
@@ -230,6 +234,7 @@ impl DropCounters {
         add_arrays(&mut self.adjacency, &o.adjacency);
         add_arrays(&mut self.exthdr, &o.exthdr);
         add_arrays(&mut self.proxy_in, &o.proxy_in);
+        add_arrays(&mut self.cc_answer, &o.cc_answer);
         add_arrays(&mut self.proxy_out, &o.proxy_out);
         add_arrays(&mut self.pipeline, &o.pipeline);
     }
@@ -290,6 +295,12 @@ impl DropCounters {
             proxy_in::DropReason::ALL,
             proxy_in::DropReason::name,
             &self.proxy_in,
+            f,
+        );
+        each(
+            cc_answer::DropReason::ALL,
+            cc_answer::DropReason::name,
+            &self.cc_answer,
             f,
         );
         each(

@@ -1285,6 +1285,50 @@ fn drop_cases() -> Vec<Case> {
             )
         },
         Case {
+            site: Some(proxy_site()),
+            setup: |pl| {
+                pl.control
+                    .set_responder(Responder::new(&responder_msg(0), 0));
+                pl.sync();
+            },
+            ..case(
+                "cc_rate_limited",
+                ISP1,
+                init_frame(PEER_AID, HOST1, HOST1, false),
+            )
+        },
+        Case {
+            site: Some(proxy_site()),
+            setup: publish_responder,
+            ..case("cc_bad_init", ISP1, {
+                let mut f = init_frame(PEER_AID, HOST1, HOST1, false);
+                let n = f.len();
+                f[n - 1] ^= 0xff;
+                f
+            })
+        },
+        Case {
+            site: Some(proxy_site()),
+            setup: publish_responder,
+            ..case(
+                "cc_not_our_host",
+                ISP1,
+                init_frame(PEER_AID, HOST1, "2001:db8:1:1::99", false),
+            )
+        },
+        Case {
+            site: Some(proxy_site()),
+            setup: |pl| {
+                publish_responder(pl);
+                pl.set_isp_admin(0, false);
+            },
+            ..case(
+                "cc_owner_isp_down",
+                ISP1,
+                init_frame(PEER_AID, HOST1, HOST1, false),
+            )
+        },
+        Case {
             // An echo from the Internet to the router's PA2 address arrives through ISP1
             // while ISP2, which owns PA2, is down.
             setup: |pl| pl.set_isp_admin(1, false),
@@ -2133,4 +2177,191 @@ fn contexts_in_use_are_reported_active() {
         }],
         "once per interval, not per packet"
     );
+}
+
+// ---------------------------------------------------------------- INIT answered by a worker
+
+use dataplane::nodes::cc_answer::{Responder, PER_SOURCE_64_PER_SEC};
+use proto::cc::{CcEcho, CcKey, CcKeyring, CcPolicy};
+use proto::channel::{CcResponderMsg, ResponderHost};
+use proto::wire::m6::{self, IcmpTypes};
+
+const HOST1_PA2: &str = "2001:db8:2:1::10";
+
+fn responder_msg(per_second: u32) -> CcResponderMsg {
+    CcResponderMsg {
+        key_serial: 7,
+        secret: [5; 32],
+        birthday: 11,
+        clock_secs: 1000,
+        per_second,
+        hosts: vec![ResponderHost {
+            locators: vec![ip(HOST1_PA2), ip(HOST1)],
+            dns_verifiable: true,
+            rewrite_ok: true,
+        }],
+    }
+}
+
+fn publish_responder(pl: &mut Rig) {
+    pl.control
+        .set_responder(Responder::new(&responder_msg(1000), 0));
+    pl.sync();
+}
+
+/// The proxy rig with the control plane's responder state published at time 0.
+fn responder_rig(per_second: u32) -> Rig {
+    let mut pl = proxy_rig(false);
+    pl.control
+        .set_responder(Responder::new(&responder_msg(per_second), 0));
+    pl.sync();
+    pl
+}
+
+/// An INIT from the peer's `src` to `dst` naming HOST1 as AID(responder), on ISP1.
+fn init_frame(src: &str, dst: &str, aid_responder: &str, piggyback: bool) -> Vec<u8> {
+    let repr = m6::Repr {
+        rewrite_ok: true,
+        nonce: 0x1122_3344_5566_7788,
+        message: m6::Message::Init(m6::Init {
+            aid_initiator: ip(PEER_AID),
+            aid_responder: ip(aid_responder),
+            lsl_initiator: vec![ip(PEER_L2), ip(PEER_AID)],
+            lsr_responder: vec![ip(HOST1)],
+            flow_label: m6::FlowLabel::new(0x5555).unwrap(),
+            birthday: 3,
+        }),
+        piggyback: piggyback.then(|| m6::Piggyback {
+            next_header: 17,
+            data: vec![1; 8],
+        }),
+    };
+    let mut msg = vec![0; repr.buffer_len()];
+    repr.emit(
+        &mut m6::Packet::new_unchecked(&mut msg[..]),
+        &ip(src),
+        &ip(dst),
+        &IcmpTypes::default(),
+    )
+    .unwrap();
+    ip_frame(ISP1_PORT_MAC, ISP1_MAC, src, dst, 60, 58, &msg)
+}
+
+#[test]
+fn an_init_for_a_proxied_host_is_answered_by_the_worker_with_a_cc_the_responder_accepts() {
+    let mut pl = responder_rig(1000);
+    let (next, out) = run(
+        &mut pl,
+        ISP1,
+        &init_frame(PEER_AID, HOST1, HOST1, false),
+        5 * SEC,
+    );
+    assert_eq!(next, Next::Tx(ISP1), "back through ISP1, which owns HOST1");
+    assert_eq!(&out[0..6], &ISP1_MAC, "to ISP1's router");
+    assert_eq!(c(&pl, "proxy.cc_answered"), 1);
+    assert!(
+        m6_events(&mut pl).is_empty(),
+        "nothing reaches the control plane"
+    );
+    // "The CC message is sent to the source locator of the INIT" from its destination.
+    let l3 = &out[14..];
+    assert_eq!(&l3[8..24], &ip(HOST1).octets());
+    assert_eq!(&l3[24..40], &ip(PEER_AID).octets());
+    assert_eq!(
+        usize::from(u16::from_be_bytes([l3[4], l3[5]])) + 40,
+        l3.len()
+    );
+    let msg = &l3[40..];
+    let packet = m6::Packet::new_checked(msg).unwrap();
+    let repr = m6::Repr::parse(&packet, &ip(HOST1), &ip(PEER_AID), &IcmpTypes::default())
+        .expect("a well-formed CC with a valid checksum");
+    assert!(repr.rewrite_ok);
+    assert_eq!(repr.nonce, 0x1122_3344_5566_7788, "the INIT's nonce");
+    let m6::Message::Cc(cc) = repr.message else {
+        panic!("not a CC: {:?}", repr.message)
+    };
+    assert_eq!(
+        cc.lsl_responder,
+        vec![ip(HOST1), ip(HOST1_PA2)],
+        "sorted, AID included"
+    );
+    assert_eq!(cc.lsl_initiator, vec![ip(PEER_L2), ip(PEER_AID)], "sorted");
+    assert_eq!(cc.state.key_serial, 7);
+    assert_eq!(
+        cc.state.timestamp, 1005,
+        "the control plane's clock, 5 s on"
+    );
+    assert_eq!(cc.state.responder_birthday, 11);
+    assert_eq!(cc.state.initiator_flow_label.value(), 0x5555);
+    // The responder's check of the echoed state (7.5) accepts it with the same key...
+    let keys = CcKeyring::new(CcKey::new(7, &[5; 32]));
+    let echo = CcEcho::from_packet(&packet).unwrap();
+    let ok = proto::cc::check(
+        &keys,
+        &echo,
+        &ip(PEER_L2),
+        &ip(HOST1_PA2),
+        1010,
+        &CcPolicy::default(),
+    );
+    assert!(ok.is_ok(), "{ok:?}");
+    // ...and not with another secret.
+    let other = CcKeyring::new(CcKey::new(7, &[6; 32]));
+    assert!(proto::cc::check(
+        &other,
+        &echo,
+        &ip(PEER_L2),
+        &ip(HOST1),
+        1010,
+        &CcPolicy::default()
+    )
+    .is_err());
+}
+
+#[test]
+fn inits_are_answered_up_to_the_per_source_64_rate_and_the_worker_rate() {
+    let mut pl = responder_rig(1000);
+    let f = init_frame(PEER_AID, HOST1, HOST1, false);
+    for _ in 0..PER_SOURCE_64_PER_SEC + 5 {
+        run(&mut pl, ISP1, &f, SEC);
+    }
+    assert_eq!(
+        c(&pl, "proxy.cc_answered"),
+        u64::from(PER_SOURCE_64_PER_SEC)
+    );
+    assert_eq!(c(&pl, "drop.cc_rate_limited"), 5);
+    // Other /64s have their own budget, within the worker's.
+    let mut pl = responder_rig(30);
+    for n in 0..100u32 {
+        let src = format!("2001:db8:{:x}::1", 0x100 + n);
+        run(&mut pl, ISP1, &init_frame(&src, HOST1, HOST1, false), SEC);
+    }
+    assert_eq!(c(&pl, "proxy.cc_answered"), 30, "the worker's rate");
+    assert_eq!(c(&pl, "drop.cc_rate_limited"), 70);
+}
+
+#[test]
+fn inits_that_need_the_control_plane_are_punted() {
+    // No responder published yet.
+    let mut pl = proxy_rig(false);
+    let f = init_frame(PEER_AID, HOST1, HOST1, false);
+    run(&mut pl, ISP1, &f, 0);
+    assert!(matches!(m6_events(&mut pl)[..], [M6Event::Punt { .. }]));
+    // A piggybacked packet goes to the host through the control plane.
+    let mut pl = responder_rig(1000);
+    run(&mut pl, ISP1, &init_frame(PEER_AID, HOST1, HOST1, true), 0);
+    assert!(matches!(m6_events(&mut pl)[..], [M6Event::Punt { .. }]));
+    // A context for the AID pair (crossing INITs, a peer that restarted).
+    pl.control.install_context(proxy_context());
+    pl.sync();
+    run(&mut pl, ISP1, &f, 0);
+    assert!(matches!(m6_events(&mut pl)[..], [M6Event::Punt { .. }]));
+    // A peer this router is looking up itself.
+    let mut pl = responder_rig(1000);
+    pl.control
+        .set_destination(ip(PEER_AID).octets(), Some(Destination::Pending));
+    pl.sync();
+    run(&mut pl, ISP1, &f, 0);
+    assert!(matches!(m6_events(&mut pl)[..], [M6Event::Punt { .. }]));
+    assert_eq!(c(&pl, "proxy.cc_answered"), 0);
 }

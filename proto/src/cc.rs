@@ -48,10 +48,13 @@ pub const SECRET_LEN: usize = consts::CC_SECRET_LEN;
 /// Length of the truncated MAC.
 pub const MAC_LEN: usize = consts::CC_MAC_LEN;
 
-/// One per-host CC key with its serial. The secret is not kept, only the keyed HMAC state.
+/// One per-host CC key with its serial: the secret, kept so that the owner can hand the
+/// key to the dataplane's workers (which answer INITs themselves, DESIGN section 5), and
+/// the keyed HMAC state.
 #[derive(Clone)]
 pub struct CcKey {
     serial: u32,
+    secret: [u8; SECRET_LEN],
     mac: HmacSha256,
 }
 
@@ -70,12 +73,22 @@ impl CcKey {
         // state rather than panic should the library ever say otherwise.
         let mac = <HmacSha256 as Mac>::new_from_slice(secret)
             .unwrap_or_else(|_| <HmacSha256 as Mac>::new(&Default::default()));
-        CcKey { serial, mac }
+        CcKey {
+            serial,
+            secret: *secret,
+            mac,
+        }
     }
 
     /// The key's serial.
     pub fn serial(&self) -> u32 {
         self.serial
+    }
+
+    /// The secret the key was made from (to publish it to the dataplane over the 0600
+    /// channel; never logged: `Debug` leaves it out).
+    pub fn secret(&self) -> &[u8; SECRET_LEN] {
+        &self.secret
     }
 }
 

@@ -21,7 +21,7 @@ use std::net::Ipv6Addr;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version both sides must speak.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 /// The largest encoded message (a 64 KiB packet and its envelope).
 pub const MAX_MESSAGE: usize = 65_536 + 1024;
 
@@ -124,6 +124,39 @@ pub enum Message {
     },
     /// Dataplane -> control plane: counter values by dotted name.
     Counters { values: Vec<(String, u64)> },
+    /// Control plane -> dataplane: what a worker needs to answer an INIT with a CC itself
+    /// (seed 001 sections 3.3.2 and 7.3: the CC is stateless). Sent after the hello, at
+    /// every CC key rotation and when a host's locators change.
+    CcResponder(CcResponderMsg),
+}
+
+/// The responder's state for CCs made in the dataplane (seed 001 section 7.3).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct CcResponderMsg {
+    /// Serial of the current CC key.
+    pub key_serial: u32,
+    /// Its 32-octet secret.
+    pub secret: [u8; crate::cc::SECRET_LEN],
+    /// The control plane's birthday counter (section 7.14).
+    pub birthday: u32,
+    /// The control plane's CC clock (seconds) when it sent this; the dataplane counts on
+    /// from there with its own monotonic clock.
+    pub clock_secs: u32,
+    /// CCs answered per second per worker at most (the burst is one second's worth).
+    pub per_second: u32,
+    /// The proxied hosts the control plane answers for.
+    pub hosts: Vec<ResponderHost>,
+}
+
+/// One proxied host as the responder of section 7.3 sees it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ResponderHost {
+    /// Its locators (an INIT's AID(responder) and destination must both be among them).
+    pub locators: Vec<Ipv6Addr>,
+    /// Whether Lsl(responder) announces every locator or only the AID (section 7.13).
+    pub dns_verifiable: bool,
+    /// Whether its control messages say "rewrite ok" (section 7.13).
+    pub rewrite_ok: bool,
 }
 
 /// Why a datagram is not a message.
@@ -321,7 +354,10 @@ mod tests {
             check_hello(&hello(VERSION + 1, Role::Controlplane), Role::Controlplane)
                 .unwrap_err()
                 .to_string()
-                .contains("expected channel version 1, found 2")
+                .contains(&format!(
+                    "expected channel version {VERSION}, found {}",
+                    VERSION + 1
+                ))
         );
         assert!(check_hello(&hello(VERSION, Role::Dataplane), Role::Controlplane).is_err());
         assert!(check_hello(&Message::ResyncEnd, Role::Controlplane).is_err());

@@ -1,6 +1,7 @@
 //! `m6-controlplane`: the signaling daemon (`controlplane::daemon`): the M6 engine, DNS
 //! verification and timers, joined to `m6-dataplane` through its channel socket. Runs until
-//! SIGINT/SIGTERM. Prometheus metrics and the admin socket come with the operations issue.
+//! SIGINT/SIGTERM. `m6ctl` asks it over its admin socket (`controlplane::admin`); Prometheus
+//! metrics come with the operations issue.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

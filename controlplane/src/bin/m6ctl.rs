@@ -1,9 +1,157 @@
-//! `m6ctl`: the admin CLI. It will speak to m6-controlplane's admin socket; until that
-//! socket exists it says so instead of pretending.
+//! `m6ctl`: the admin CLI. It asks m6-controlplane over its admin socket
+//! (`controlplane::admin`) and prints the answer as a table, or as JSON with `--json`. The
+//! full command set comes with the operations issue.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+use controlplane::admin;
+use controlplane::config::DEFAULT_ADMIN_SOCKET;
+use serde_json::Value;
+
+#[derive(Parser)]
+#[command(
+    name = "m6ctl",
+    version,
+    about = "Ask m6-controlplane what it is doing"
+)]
+struct Cli {
+    /// The control plane's admin socket (its `admin_socket` setting).
+    #[arg(long, default_value = DEFAULT_ADMIN_SOCKET)]
+    socket: PathBuf,
+    /// Print the daemon's JSON answer instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The daemon: birthday, uptime, dataplane connection, table sizes, counters.
+    Status,
+    /// Host-pair contexts.
+    Context {
+        #[command(subcommand)]
+        command: ContextCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ContextCommand {
+    /// Every context installed in the dataplane.
+    List {
+        /// Only the contexts with this peer AID.
+        #[arg(long)]
+        peer: Option<std::net::Ipv6Addr>,
+    },
+}
+
 fn main() -> ExitCode {
-    eprintln!("m6ctl: no control plane admin socket exists yet (m6-controlplane is not built)");
-    ExitCode::from(2)
+    let cli = Cli::parse();
+    let request = match &cli.command {
+        Command::Status => "status",
+        Command::Context { .. } => "contexts",
+    };
+    let mut answer = match admin::request(&cli.socket, request) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("m6ctl: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(e) = answer.get("error").and_then(Value::as_str) {
+        eprintln!("m6ctl: m6-controlplane says: {e}");
+        return ExitCode::FAILURE;
+    }
+    if let Command::Context {
+        command: ContextCommand::List { peer: Some(p) },
+    } = &cli.command
+    {
+        let p = p.to_string();
+        if let Value::Array(v) = &mut answer {
+            v.retain(|c| c.get("aid_peer").and_then(Value::as_str) == Some(p.as_str()));
+        }
+    }
+    if cli.json {
+        println!("{answer:#}");
+        return ExitCode::SUCCESS;
+    }
+    match cli.command {
+        Command::Status => print_status(&answer),
+        Command::Context { .. } => print_contexts(&answer),
+    }
+    ExitCode::SUCCESS
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+fn print_status(a: &Value) {
+    let connected = a["dataplane"]["connected"].as_bool().unwrap_or(false);
+    println!("birthday            {}", s(&a["birthday"]));
+    println!(
+        "uptime              {:.0} s",
+        a["uptime_secs"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "dataplane           {} ({})",
+        if connected {
+            "connected"
+        } else {
+            "not connected"
+        },
+        s(&a["dataplane"]["socket"])
+    );
+    println!("hosts               {}", s(&a["hosts"]));
+    println!("contexts            {}", s(&a["contexts"]));
+    println!("destinations        {}", s(&a["destinations"]));
+    println!("CC key serial       {}", s(&a["cc_key_serial"]));
+    let down: Vec<String> = a["isp_prefixes_down"]
+        .as_array()
+        .map(|v| v.iter().map(s).collect())
+        .unwrap_or_default();
+    println!(
+        "ISP prefixes down   {}",
+        if down.is_empty() {
+            "none".into()
+        } else {
+            down.join(" ")
+        }
+    );
+}
+
+fn print_contexts(a: &Value) {
+    let rows = a.as_array().cloned().unwrap_or_default();
+    println!(
+        "{:<28} {:<28} {:>8} {:>8} {:<28} {:<5} Lsv(peer)",
+        "AID(local)", "AID(peer)", "F(local)", "F(peer)", "Lp(peer)", "tx"
+    );
+    for c in &rows {
+        let lsv: Vec<String> = c["lsv_peer"]
+            .as_array()
+            .map(|v| v.iter().map(s).collect())
+            .unwrap_or_default();
+        println!(
+            "{:<28} {:<28} {:>8} {:>8} {:<28} {:<5} {}",
+            s(&c["aid_local"]),
+            s(&c["aid_peer"]),
+            s(&c["f_local"]),
+            s(&c["f_peer"]),
+            s(&c["lp_peer"]),
+            if c["transmit"].as_bool().unwrap_or(false) {
+                "yes"
+            } else {
+                "no"
+            },
+            lsv.join(",")
+        );
+    }
+    println!("{} contexts", rows.len());
 }

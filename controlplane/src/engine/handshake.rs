@@ -526,6 +526,32 @@ impl Engine {
         self.send(dst, src, repr, out);
     }
 
+    /// What the dataplane's workers need to answer INITs with CCs themselves (seed 001
+    /// sections 3.3.2 and 7.3; DESIGN section 5): the current key, the birthday counter,
+    /// the CC clock at `now`, the rate limit, and each host's locators as `on_init` uses
+    /// them. A CC made from this verifies in `on_ccr` exactly as one made here.
+    pub fn cc_responder(&self, now: Duration) -> proto::channel::CcResponderMsg {
+        let key = self.cc_key.current();
+        let hosts = self
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| proto::channel::ResponderHost {
+                locators: h.cfg.locators.clone(),
+                dns_verifiable: h.cfg.dns_verifiable,
+                rewrite_ok: self.host_rewrite_ok(HostId(i as u32)),
+            })
+            .collect();
+        proto::channel::CcResponderMsg {
+            key_serial: key.serial(),
+            secret: *key.secret(),
+            birthday: self.birthday,
+            clock_secs: cc_clock(now),
+            per_second: self.cfg.cc_per_second,
+            hosts,
+        }
+    }
+
     /// 7.3 with an existing context for the AID pair (crossing INITs 4.3.1, a re-INIT after
     /// the peer lost its state 5.2, or a duplicate).
     #[allow(clippy::too_many_arguments)]

@@ -7,7 +7,10 @@
 use hashbrown::HashMap;
 
 use super::{Context, ContextTable, Destination};
+use crate::buf::PacketBuf;
 use crate::net::addr::Addr;
+use crate::nodes::cc_answer::{self, CcLimiter};
+use crate::nodes::classify::Parsed;
 use crate::nodes::icmp_error::TokenBucket;
 use crate::stats::named_counters;
 use crate::tables::Reader;
@@ -79,6 +82,8 @@ named_counters! {
         punted,
         /// M6 control packets not handed over: the punt rate limit.
         punt_ratelimited,
+        /// INITs answered with a CC by the worker (`nodes::cc_answer`).
+        cc_answered,
     }
 }
 
@@ -94,6 +99,8 @@ pub struct ContextReader {
     activity: HashMap<(Addr, u32), u64>,
     sample: u32,
     events: Vec<M6Event>,
+    /// The CC rate limits of this worker.
+    pub cc_limiter: CcLimiter,
     pub counters: ProxyCounters,
 }
 
@@ -108,6 +115,7 @@ impl ContextReader {
             activity: HashMap::new(),
             sample: 0,
             events: Vec::with_capacity(MAX_EVENTS),
+            cc_limiter: CcLimiter::new(),
             counters: ProxyCounters::default(),
         }
     }
@@ -115,6 +123,22 @@ impl ContextReader {
     /// Applies the owner's changes; how many.
     pub fn sync(&mut self) -> usize {
         self.table.sync()
+    }
+
+    /// Answers the INIT in `buf` with a CC in place, or says to punt it
+    /// ([`cc_answer::answer`]); counts the answer.
+    pub fn answer_init<B: PacketBuf>(
+        &mut self,
+        buf: &mut B,
+        p: &Parsed,
+        now: u64,
+    ) -> Result<cc_answer::Outcome, cc_answer::DropReason> {
+        let table = self.table.get();
+        let out = cc_answer::answer(buf, p, table.responder(), table, &mut self.cc_limiter, now);
+        if let Ok(cc_answer::Outcome::Answered { .. }) = out {
+            self.counters.cc_answered += 1;
+        }
+        out
     }
 
     /// The replica.

@@ -19,9 +19,12 @@
 
 pub mod datapath;
 
+use std::sync::Arc;
+
 use hashbrown::HashMap;
 
 use crate::net::addr::{self, Addr};
+use crate::nodes::cc_answer::Responder;
 use crate::tables::Table;
 
 /// Locators per locator set at most (a site has a handful of ISPs; longer sets from a peer
@@ -151,6 +154,9 @@ pub enum ContextOp {
         aid_peer: [u8; 16],
         status: Option<Destination>,
     },
+    /// Replace the CC responder state (key, birthday, clock, hosts) the workers answer
+    /// INITs with (`nodes::cc_answer`).
+    Responder(Arc<Responder>),
 }
 
 /// The published contexts.
@@ -162,6 +168,7 @@ pub struct ContextTable {
     free: Vec<u32>,
     tx: HashMap<(Addr, Addr), u32>,
     dest: HashMap<Addr, Destination>,
+    responder: Option<Arc<Responder>>,
     /// Contexts held (slots in use).
     live: usize,
     generation: u64,
@@ -184,6 +191,7 @@ impl ContextTable {
             free: Vec::new(),
             tx: HashMap::with_capacity(capacity),
             dest: HashMap::new(),
+            responder: None,
             live: 0,
             generation: 1,
         }
@@ -236,6 +244,11 @@ impl ContextTable {
     #[inline]
     pub fn destination(&self, aid_peer: Addr) -> Option<Destination> {
         self.dest.get(&aid_peer).copied()
+    }
+
+    /// The CC responder state, once the control plane has published one.
+    pub fn responder(&self) -> Option<&Responder> {
+        self.responder.as_deref()
     }
 
     /// The slot of (AID(local), F(local)), through the label's chain.
@@ -342,6 +355,7 @@ impl Table for ContextTable {
         match *op {
             ContextOp::Install(ref ctx) => self.install(**ctx),
             ContextOp::Remove { aid_local, f_local } => self.remove(aid_local, f_local),
+            ContextOp::Responder(ref r) => self.responder = Some(Arc::clone(r)),
             ContextOp::Destination { aid_peer, status } => {
                 let a = addr::from_bytes(aid_peer);
                 match status {

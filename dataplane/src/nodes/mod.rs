@@ -8,6 +8,7 @@
 //! -> `icmp_error`.
 
 pub mod adjacency;
+pub mod cc_answer;
 pub mod classify;
 pub mod echo;
 pub mod egress;
@@ -49,6 +50,7 @@ pub enum DropCause {
     Adjacency(adjacency::DropReason),
     ExtHdr(exthdr::DropReason),
     ProxyIn(proxy_in::DropReason),
+    CcAnswer(cc_answer::DropReason),
     ProxyOut(proxy_out::DropReason),
     Pipeline(PipelineDrop),
 }
@@ -66,6 +68,7 @@ impl DropCause {
             DropCause::Adjacency(r) => r.name(),
             DropCause::ExtHdr(r) => r.name(),
             DropCause::ProxyIn(r) => r.name(),
+            DropCause::CcAnswer(r) => r.name(),
             DropCause::ProxyOut(r) => r.name(),
             DropCause::Pipeline(r) => r.name(),
         }

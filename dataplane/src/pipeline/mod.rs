@@ -37,8 +37,8 @@ use crate::nodes::classify::{self, Disposition, Parsed};
 use crate::nodes::icmp_error::{self, Kind, TokenBucket};
 use crate::nodes::reassembly::{self, Reassembler};
 use crate::nodes::{
-    adjacency, echo, egress, exthdr, inbound, local, nd, proxy_in, proxy_out, rewrite, DropCause,
-    PipelineDrop,
+    adjacency, cc_answer, echo, egress, exthdr, inbound, local, nd, proxy_in, proxy_out, rewrite,
+    DropCause, PipelineDrop,
 };
 use crate::site::{Role, Site, SiteTables};
 use crate::stats::Counters;
@@ -621,6 +621,43 @@ impl Pipeline {
                         && matches!(slot.p.icmp_type, Some(200 | 201))
                         && slot.p.l4_proto == crate::net::ipv6::proto::ICMPV6
                     {
+                        // An INIT is answered here with a CC (DESIGN section 5); the rest
+                        // goes to the control plane.
+                        match self.contexts.answer_init(b, &slot.p, now) {
+                            Err(r) => {
+                                self.counters.drop.count(DropCause::CcAnswer(r));
+                                continue;
+                            }
+                            Ok(cc_answer::Outcome::Answered { reply_src }) => {
+                                // Back through the ISP that owns the CC's source, whose
+                                // ingress filter accepts it (seed 000 section 5.1).
+                                let usable = |isp: usize| {
+                                    self.isps.get().0.get(isp).is_some_and(|l| l.usable())
+                                };
+                                let owner = self
+                                    .tables
+                                    .owner_of(reply_src)
+                                    .and_then(|isp| Some((isp, self.tables.isps.get(isp)?.port?)));
+                                match owner {
+                                    Some((isp, out)) if usable(isp) => {
+                                        slot.p.ip_len =
+                                            (b.len().saturating_sub(slot.p.l3())) as u32;
+                                        slot.p.l4_off =
+                                            (slot.p.l3() + crate::net::ipv6::HEADER_LEN) as u32;
+                                        (slot.p.src, slot.p.dst) = (slot.p.dst, slot.p.src);
+                                        slot.out_port = out;
+                                        slot.hop = Hop::Isp(isp);
+                                        slot.originated = true;
+                                        self.frames.adjacency.push(i);
+                                    }
+                                    _ => self.counters.drop.count(DropCause::CcAnswer(
+                                        cc_answer::DropReason::OwnerIspDown,
+                                    )),
+                                }
+                                continue;
+                            }
+                            Ok(cc_answer::Outcome::Punt) => {}
+                        }
                         let packet = b.data().get(slot.p.l3()..slot.p.end()).unwrap_or(&[]);
                         if !self.contexts.punt(rx, packet, now) {
                             self.counters

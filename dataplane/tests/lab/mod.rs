@@ -318,6 +318,24 @@ impl Dataplane {
     }
 
     /// SIGKILL: gone at once, nothing flushed (a crash).
+    /// The process's id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Its resident set (VmRSS), KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.pid().expect("running");
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            })
+            .unwrap_or_else(|| panic!("no VmRSS for pid {pid}"))
+    }
+
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();

@@ -1,0 +1,138 @@
+//! The control plane's admin socket, which `m6ctl` talks to (issue 8 item 1; the full
+//! command set comes with the operations issue).
+//!
+//! A Unix stream socket at the configuration's `admin_socket`, created mode 0600 (only root,
+//! or the daemon's user, may ask). One request per connection: a line holding the command,
+//! then the daemon answers with one JSON document and closes. Commands:
+//!
+//! - `status`: the daemon's state (birthday, uptime, whether the dataplane is connected,
+//!   counts of contexts, destinations and hosts, the CC key serial, the ISP prefixes it
+//!   holds down, its counters);
+//! - `contexts`: every context installed in the dataplane, with AIDs, F(local), F(peer),
+//!   Lp(peer) and Lsv(peer) (seed 001 section 2.1 notation).
+//!
+//! An unknown command is answered `{"error": "..."}`. The loop never waits on a client for
+//! more than [`CLIENT_TIMEOUT`].
+
+use std::io::{BufRead, BufReader, ErrorKind, Write};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long a client may take to send its request or read the answer.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_millis(200);
+/// Longest request line.
+pub const MAX_REQUEST: usize = 256;
+
+/// The listening socket.
+pub struct AdminSocket {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl AdminSocket {
+    /// Binds `path` (mode 0600, directory created). A stale socket there is replaced;
+    /// anything else at the path is refused, named in the error.
+    pub fn bind(path: &Path) -> Result<AdminSocket, String> {
+        if let Ok(m) = std::fs::symlink_metadata(path) {
+            if !m.file_type().is_socket() {
+                return Err(format!(
+                    "admin_socket {}: expected a socket path, found an existing file that is not one",
+                    path.display()
+                ));
+            }
+            if UnixStream::connect(path).is_ok() {
+                return Err(format!(
+                    "admin_socket {}: another m6-controlplane is listening there",
+                    path.display()
+                ));
+            }
+            std::fs::remove_file(path)
+                .map_err(|e| format!("admin_socket {}: cannot replace: {e}", path.display()))?;
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("admin_socket {}: {e}", path.display()))?;
+        }
+        let listener = UnixListener::bind(path)
+            .map_err(|e| format!("admin_socket {}: cannot listen: {e}", path.display()))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| format!("admin_socket {}: cannot set mode 0600: {e}", path.display()))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| format!("admin_socket {}: {e}", path.display()))?;
+        Ok(AdminSocket {
+            listener,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The listener, for the daemon's poll registration.
+    pub fn listener(&self) -> &UnixListener {
+        &self.listener
+    }
+
+    /// Answers every waiting client with `answer(command)`.
+    pub fn serve(&self, mut answer: impl FnMut(&str) -> serde_json::Value) {
+        loop {
+            let stream = match self.listener.accept() {
+                Ok((s, _)) => s,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                // WouldBlock: nobody waiting; other errors: try again next turn.
+                Err(_) => return,
+            };
+            let _ = serve_one(stream, &mut answer);
+        }
+    }
+}
+
+impl Drop for AdminSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn serve_one(
+    stream: UnixStream,
+    answer: &mut impl FnMut(&str) -> serde_json::Value,
+) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
+    stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
+    let mut line = String::new();
+    // At most MAX_REQUEST octets: a client cannot make the daemon buffer an endless line.
+    let mut reader = BufReader::new(std::io::Read::take(&stream, MAX_REQUEST as u64));
+    reader.read_line(&mut line)?;
+    let reply = answer(line.trim());
+    let mut out = serde_json::to_vec(&reply).map_err(std::io::Error::other)?;
+    out.push(b'\n');
+    (&stream).write_all(&out)
+}
+
+/// Sends `command` to the admin socket at `path` and returns the daemon's JSON answer.
+/// Errors say what to check: the daemon not running, or the socket not permitted.
+pub fn request(path: &Path, command: &str) -> Result<serde_json::Value, String> {
+    let mut stream = UnixStream::connect(path).map_err(|e| match e.kind() {
+        ErrorKind::NotFound | ErrorKind::ConnectionRefused => format!(
+            "cannot reach m6-controlplane at {}: {e} (is it running? is this its admin_socket?)",
+            path.display()
+        ),
+        ErrorKind::PermissionDenied => format!(
+            "not permitted to use {} (mode 0600: run as the daemon's user or root)",
+            path.display()
+        ),
+        _ => format!("{}: {e}", path.display()),
+    })?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(format!("{command}\n").as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut line = String::new();
+    BufReader::new(&stream)
+        .read_line(&mut line)
+        .map_err(|e| format!("{}: no answer: {e}", path.display()))?;
+    serde_json::from_str(&line).map_err(|e| format!("{}: unreadable answer: {e}", path.display()))
+}
