@@ -8,6 +8,7 @@
                                 "SECONDS SRC DST ICMPV6_TYPE CODE" (M6 control messages are
                                 ICMPv6 types 200 and 201, their code names the message)
 """
+import errno
 import socket
 import struct
 import sys
@@ -30,7 +31,7 @@ def send(iface, path):
             except BlockingIOError:
                 time.sleep(0.0001)
             except OSError as e:  # ENOBUFS: the qdisc is full; let it drain
-                if e.errno != 105:
+                if e.errno != errno.ENOBUFS:
                     raise
                 time.sleep(0.0001)
         n += 1
@@ -44,7 +45,9 @@ def codes(path):
     t0 = pkts[0].time if pkts else 0
     for p in pkts:
         raw = bytes(p)
-        if len(raw) < 56 or raw[12:14] != b"\x86\xdd":
+        # Ethernet, IPv6 with ICMPv6 right after the fixed header (as the capture filter
+        # asks); anything else is not an M6 control message we can name.
+        if len(raw) < 56 or raw[12:14] != b"\x86\xdd" or raw[20] != 58:
             continue
         ip6 = raw[14:54]
         src = socket.inet_ntop(socket.AF_INET6, ip6[8:24])

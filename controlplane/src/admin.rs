@@ -11,17 +11,20 @@
 //! - `contexts`: every context installed in the dataplane, with AIDs, F(local), F(peer),
 //!   Lp(peer) and Lsv(peer) (seed 001 section 2.1 notation).
 //!
-//! An unknown command is answered `{"error": "..."}`. The loop never waits on a client for
-//! more than [`CLIENT_TIMEOUT`].
+//! An unknown command is answered `{"error": "..."}`. The daemon's loop spends at most
+//! [`CLIENT_TIMEOUT`] on a client (reading its request and writing the answer together) and
+//! serves at most [`CLIENTS_PER_TURN`] per turn.
 
-use std::io::{BufRead, BufReader, ErrorKind, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// How long a client may take to send its request or read the answer.
+/// How long a client may take to send its request and read the answer, together.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_millis(200);
+/// Clients served per turn of the daemon's loop at most (the rest wait for the next turn).
+pub const CLIENTS_PER_TURN: usize = 8;
 /// Longest request line.
 pub const MAX_REQUEST: usize = 256;
 
@@ -55,10 +58,18 @@ impl AdminSocket {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("admin_socket {}: {e}", path.display()))?;
         }
-        let listener = UnixListener::bind(path)
+        // Bound under a temporary name, made 0600, then renamed into place: the socket is
+        // never reachable at its path with the umask's mode.
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        let listener = UnixListener::bind(&tmp)
             .map_err(|e| format!("admin_socket {}: cannot listen: {e}", path.display()))?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| format!("admin_socket {}: cannot set mode 0600: {e}", path.display()))?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                format!("admin_socket {}: cannot set mode 0600: {e}", path.display())
+            })?;
         listener
             .set_nonblocking(true)
             .map_err(|e| format!("admin_socket {}: {e}", path.display()))?;
@@ -75,7 +86,7 @@ impl AdminSocket {
 
     /// Answers every waiting client with `answer(command)`.
     pub fn serve(&self, mut answer: impl FnMut(&str) -> serde_json::Value) {
-        loop {
+        for _ in 0..CLIENTS_PER_TURN {
             let stream = match self.listener.accept() {
                 Ok((s, _)) => s,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -97,17 +108,36 @@ fn serve_one(
     stream: UnixStream,
     answer: &mut impl FnMut(&str) -> serde_json::Value,
 ) -> std::io::Result<()> {
+    let deadline = Instant::now() + CLIENT_TIMEOUT;
+    let left = || {
+        deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| std::io::Error::from(ErrorKind::TimedOut))
+    };
     stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
-    stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
-    let mut line = String::new();
-    // At most MAX_REQUEST octets: a client cannot make the daemon buffer an endless line.
-    let mut reader = BufReader::new(std::io::Read::take(&stream, MAX_REQUEST as u64));
-    reader.read_line(&mut line)?;
-    let reply = answer(line.trim());
-    let mut out = serde_json::to_vec(&reply).map_err(std::io::Error::other)?;
+    // The request: one line of at most MAX_REQUEST octets, before the deadline.
+    let mut request = Vec::with_capacity(64);
+    let mut chunk = [0u8; 64];
+    while !request.contains(&b'\n') && request.len() < MAX_REQUEST {
+        stream.set_read_timeout(Some(left()?))?;
+        let n = (&stream).read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        request.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
+    }
+    let line = String::from_utf8_lossy(&request);
+    let command = line.lines().next().unwrap_or("").trim();
+    let mut out = serde_json::to_vec(&answer(command)).map_err(std::io::Error::other)?;
     out.push(b'\n');
-    (&stream).write_all(&out)
+    // The answer, before the same deadline.
+    let mut sent = 0;
+    while sent < out.len() {
+        stream.set_write_timeout(Some(left()?))?;
+        sent += (&stream).write(out.get(sent..).unwrap_or(&[]))?;
+    }
+    Ok(())
 }
 
 /// Sends `command` to the admin socket at `path` and returns the daemon's JSON answer.

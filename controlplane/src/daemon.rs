@@ -295,13 +295,18 @@ impl Daemon {
             return;
         }
         let mut msg = self.engine.cc_responder(self.now());
-        let clock = std::mem::take(&mut msg.clock_secs);
+        let clock = std::mem::take(&mut msg.clock_ms);
         if self.responder_sent.as_ref() == Some(&msg) {
             return;
         }
-        self.responder_sent = Some(msg.clone());
-        msg.clock_secs = clock;
+        let sent = msg.clone();
+        msg.clock_ms = clock;
+        let unsent = self.counters.unsent;
         self.send(Message::CcResponder(msg));
+        // Remembered only once queued: a lost publication is retried next turn.
+        if self.counters.unsent == unsent {
+            self.responder_sent = Some(sent);
+        }
     }
 
     fn next_timeout(&self) -> Duration {

@@ -220,6 +220,10 @@ impl ChannelServer {
                                 // traffic until the protocol replaces them.
                                 self.same_instance = self.last_instance == Some(instance);
                                 self.last_instance = Some(instance);
+                                if !self.same_instance {
+                                    // Another key: the new control plane publishes its own.
+                                    control.set_responder(None);
+                                }
                             }
                             Err(_) => {
                                 self.counters.refused += 1;
@@ -245,6 +249,9 @@ impl ChannelServer {
         if close {
             self.peer = None;
             self.resync = None;
+            // CCs made with the key of a control plane that is gone could not be verified
+            // by its successor; until one connects, INITs are punted (and lost).
+            control.set_responder(None);
         }
     }
 
@@ -396,7 +403,7 @@ impl ChannelServer {
                 }
             }
             Message::Inject { isp, packet } => inject(Injected { isp, packet }),
-            Message::CcResponder(m) => control.set_responder(Responder::new(&m, now)),
+            Message::CcResponder(m) => control.set_responder(Some(Responder::new(&m, now))),
             // Messages for the control plane, or a second hello: ignored.
             _ => {}
         }
@@ -560,6 +567,32 @@ mod tests {
         cp2.send(&Message::ResyncEnd);
         poll_until(&mut s, &mut control, |s, _| s.counters.resync_kept == 1);
         assert_eq!(control.contexts().len(), 1, "still carrying traffic");
+    }
+
+    #[test]
+    fn the_cc_responder_is_published_and_withdrawn_with_its_control_plane() {
+        let dir = tempfile_dir();
+        let path = dir.join("dp.sock");
+        let mut s = ChannelServer::bind(&path, 0o600, 1).unwrap();
+        let mut control = Control::new(&two_isp_site());
+        let mut cp = Client::connect(&path);
+        cp.send(&hello());
+        cp.send(&Message::CcResponder(proto::channel::CcResponderMsg {
+            key_serial: 3,
+            secret: [1; 32],
+            birthday: 9,
+            clock_ms: 0,
+            per_second: 10,
+            hosts: Vec::new(),
+        }));
+        poll_until(&mut s, &mut control, |_, c| {
+            c.contexts().responder().is_some()
+        });
+        // Gone: its key would make CCs that no control plane can verify.
+        drop(cp);
+        poll_until(&mut s, &mut control, |_, c| {
+            c.contexts().responder().is_none()
+        });
     }
 
     #[test]

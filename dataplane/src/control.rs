@@ -85,10 +85,14 @@ impl Control {
             .publish(ContextOp::Destination { aid_peer, status });
     }
 
-    /// Replaces the CC responder state the workers answer INITs with.
-    pub fn set_responder(&mut self, r: Responder) {
+    /// Replaces the CC responder state the workers answer INITs with; `None` withdraws it
+    /// (no control plane: its key would make CCs nobody can verify).
+    pub fn set_responder(&mut self, r: Option<Responder>) {
+        if r.is_none() && self.contexts.get().responder().is_none() {
+            return;
+        }
         self.contexts
-            .publish(ContextOp::Responder(std::sync::Arc::new(r)));
+            .publish(ContextOp::Responder(r.map(std::sync::Arc::new)));
     }
 
     /// The published contexts.

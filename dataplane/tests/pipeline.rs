@@ -1288,7 +1288,7 @@ fn drop_cases() -> Vec<Case> {
             site: Some(proxy_site()),
             setup: |pl| {
                 pl.control
-                    .set_responder(Responder::new(&responder_msg(0), 0));
+                    .set_responder(Some(Responder::new(&responder_msg(0), 0)));
                 pl.sync();
             },
             ..case(
@@ -2193,7 +2193,7 @@ fn responder_msg(per_second: u32) -> CcResponderMsg {
         key_serial: 7,
         secret: [5; 32],
         birthday: 11,
-        clock_secs: 1000,
+        clock_ms: 1_000_000,
         per_second,
         hosts: vec![ResponderHost {
             locators: vec![ip(HOST1_PA2), ip(HOST1)],
@@ -2205,7 +2205,7 @@ fn responder_msg(per_second: u32) -> CcResponderMsg {
 
 fn publish_responder(pl: &mut Rig) {
     pl.control
-        .set_responder(Responder::new(&responder_msg(1000), 0));
+        .set_responder(Some(Responder::new(&responder_msg(1000), 0)));
     pl.sync();
 }
 
@@ -2213,7 +2213,7 @@ fn publish_responder(pl: &mut Rig) {
 fn responder_rig(per_second: u32) -> Rig {
     let mut pl = proxy_rig(false);
     pl.control
-        .set_responder(Responder::new(&responder_msg(per_second), 0));
+        .set_responder(Some(Responder::new(&responder_msg(per_second), 0)));
     pl.sync();
     pl
 }
@@ -2307,15 +2307,17 @@ fn an_init_for_a_proxied_host_is_answered_by_the_worker_with_a_cc_the_responder_
     assert!(ok.is_ok(), "{ok:?}");
     // ...and not with another secret.
     let other = CcKeyring::new(CcKey::new(7, &[6; 32]));
-    assert!(proto::cc::check(
-        &other,
-        &echo,
-        &ip(PEER_L2),
-        &ip(HOST1),
-        1010,
-        &CcPolicy::default()
-    )
-    .is_err());
+    assert!(matches!(
+        proto::cc::check(
+            &other,
+            &echo,
+            &ip(PEER_L2),
+            &ip(HOST1),
+            1010,
+            &CcPolicy::default()
+        ),
+        Err(proto::cc::CcError::BadMac)
+    ));
 }
 
 #[test]

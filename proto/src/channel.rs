@@ -130,8 +130,9 @@ pub enum Message {
     CcResponder(CcResponderMsg),
 }
 
-/// The responder's state for CCs made in the dataplane (seed 001 section 7.3).
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+/// The responder's state for CCs made in the dataplane (seed 001 section 7.3). `Debug`
+/// leaves the secret out.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
 pub struct CcResponderMsg {
     /// Serial of the current CC key.
     pub key_serial: u32,
@@ -139,13 +140,26 @@ pub struct CcResponderMsg {
     pub secret: [u8; crate::cc::SECRET_LEN],
     /// The control plane's birthday counter (section 7.14).
     pub birthday: u32,
-    /// The control plane's CC clock (seconds) when it sent this; the dataplane counts on
-    /// from there with its own monotonic clock.
-    pub clock_secs: u32,
+    /// The control plane's clock (milliseconds since its start; its CC clock is this in
+    /// whole seconds) when it sent this; the dataplane counts on from there with its own
+    /// monotonic clock.
+    pub clock_ms: u64,
     /// CCs answered per second per worker at most (the burst is one second's worth).
     pub per_second: u32,
     /// The proxied hosts the control plane answers for.
     pub hosts: Vec<ResponderHost>,
+}
+
+impl std::fmt::Debug for CcResponderMsg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CcResponderMsg")
+            .field("key_serial", &self.key_serial)
+            .field("birthday", &self.birthday)
+            .field("clock_ms", &self.clock_ms)
+            .field("per_second", &self.per_second)
+            .field("hosts", &self.hosts)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One proxied host as the responder of section 7.3 sees it.

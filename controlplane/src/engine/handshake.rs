@@ -528,7 +528,8 @@ impl Engine {
 
     /// What the dataplane's workers need to answer INITs with CCs themselves (seed 001
     /// sections 3.3.2 and 7.3; DESIGN section 5): the current key, the birthday counter,
-    /// the CC clock at `now`, the rate limit, and each host's locators as `on_init` uses
+    /// the clock at `now` (the CC clock is it in whole seconds, `cc_clock`), the rate limit
+    /// (per worker), and each host's locators as `on_init` uses
     /// them. A CC made from this verifies in `on_ccr` exactly as one made here.
     pub fn cc_responder(&self, now: Duration) -> proto::channel::CcResponderMsg {
         let key = self.cc_key.current();
@@ -546,7 +547,7 @@ impl Engine {
             key_serial: key.serial(),
             secret: *key.secret(),
             birthday: self.birthday,
-            clock_secs: cc_clock(now),
+            clock_ms: u64::try_from(now.as_millis()).unwrap_or(u64::MAX),
             per_second: self.cfg.cc_per_second,
             hosts,
         }

@@ -82,7 +82,8 @@ named_counters! {
         punted,
         /// M6 control packets not handed over: the punt rate limit.
         punt_ratelimited,
-        /// INITs answered with a CC by the worker (`nodes::cc_answer`).
+        /// INITs answered with a CC by the worker (`nodes::cc_answer`), counted when the CC
+        /// goes to the ISP's next-hop lookup.
         cc_answered,
     }
 }
@@ -126,7 +127,7 @@ impl ContextReader {
     }
 
     /// Answers the INIT in `buf` with a CC in place, or says to punt it
-    /// ([`cc_answer::answer`]); counts the answer.
+    /// ([`cc_answer::answer`]).
     pub fn answer_init<B: PacketBuf>(
         &mut self,
         buf: &mut B,
@@ -134,11 +135,7 @@ impl ContextReader {
         now: u64,
     ) -> Result<cc_answer::Outcome, cc_answer::DropReason> {
         let table = self.table.get();
-        let out = cc_answer::answer(buf, p, table.responder(), table, &mut self.cc_limiter, now);
-        if let Ok(cc_answer::Outcome::Answered { .. }) = out {
-            self.counters.cc_answered += 1;
-        }
-        out
+        cc_answer::answer(buf, p, table.responder(), table, &mut self.cc_limiter, now)
     }
 
     /// The replica.

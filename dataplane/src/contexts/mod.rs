@@ -154,9 +154,9 @@ pub enum ContextOp {
         aid_peer: [u8; 16],
         status: Option<Destination>,
     },
-    /// Replace the CC responder state (key, birthday, clock, hosts) the workers answer
-    /// INITs with (`nodes::cc_answer`).
-    Responder(Arc<Responder>),
+    /// Replace (or with `None` withdraw) the CC responder state (key, birthday, clock,
+    /// hosts) the workers answer INITs with (`nodes::cc_answer`).
+    Responder(Option<Arc<Responder>>),
 }
 
 /// The published contexts.
@@ -355,7 +355,7 @@ impl Table for ContextTable {
         match *op {
             ContextOp::Install(ref ctx) => self.install(**ctx),
             ContextOp::Remove { aid_local, f_local } => self.remove(aid_local, f_local),
-            ContextOp::Responder(ref r) => self.responder = Some(Arc::clone(r)),
+            ContextOp::Responder(ref r) => self.responder = r.clone(),
             ContextOp::Destination { aid_peer, status } => {
                 let a = addr::from_bytes(aid_peer);
                 match status {

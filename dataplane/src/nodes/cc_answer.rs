@@ -4,20 +4,27 @@
 //! ([`Responder`], from the channel's `CcResponder`). An INIT flood then costs a MAC per
 //! answered packet and never reaches the control plane.
 //!
-//! Rules, in order:
-//! 1. no responder published yet: punted (the control plane answers, as before);
-//! 2. over the rate limits, per source /64 ([`PER_SOURCE_64_PER_SEC`]) and per worker (the
-//!    control plane's `cc_per_second`): dropped and counted;
-//! 3. not a well-formed INIT with a valid checksum: dropped and counted;
-//! 4. AID(responder) and the destination are not locators of one proxied host: dropped and
+//! Rules, in order (the engine's order in `on_init`):
+//! 1. no responder published (no control plane connected): punted;
+//! 2. not a well-formed INIT with a valid checksum: dropped and counted;
+//! 3. AID(responder) and the destination are not locators of one proxied host: dropped and
 //!    counted (7.3, as the engine does);
-//! 5. anything that needs the control plane's state: punted, namely an INIT with a
+//! 4. anything that needs the control plane's state: punted, namely an INIT with a
 //!    piggybacked packet (the ULP data goes to the host, 7.3), an AID pair that has a
 //!    context here (crossing INITs 4.3.1, a re-INIT after a peer restart 5.2), or a peer
-//!    this router is itself looking up or talking to (a destination-cache entry);
+//!    this router is itself looking up or talking to (a pending or M6 destination-cache
+//!    entry);
+//! 5. over the rate limits, per source /64 ([`PER_SOURCE_64_PER_SEC`]) and per worker (the
+//!    control plane's `cc_per_second`, applied by each worker): dropped and counted;
 //! 6. otherwise the CC, sent "to the source locator of the INIT" from its destination
 //!    (4.1 step 5), is built in the buffer in place of the INIT.
+//!
+//! A race the protocol absorbs: if the engine has just created a context for the AID pair
+//! and its Install has not reached the worker yet, the worker answers a CC; the engine then
+//! drops the CCR (not in INIT-SENT, 7.5) and the initiator's retransmission is handled by the
+//! engine once the context is published.
 
+use std::hash::BuildHasher;
 use std::net::Ipv6Addr;
 
 use hashbrown::HashMap;
@@ -29,7 +36,7 @@ use proto::wire::tlv::Locators;
 use super::classify::Parsed;
 use super::icmp_error::TokenBucket;
 use crate::buf::PacketBuf;
-use crate::contexts::ContextTable;
+use crate::contexts::{ContextTable, Destination};
 use crate::net::addr::{self, Addr};
 use crate::net::ipv6;
 use crate::stats::reasons;
@@ -37,8 +44,9 @@ use crate::stats::reasons;
 /// CCs per second for one source /64 at most (a single attacker network cannot use up the
 /// worker's whole budget; a real initiator sends one INIT per context, 7.10 retransmits).
 pub const PER_SOURCE_64_PER_SEC: u32 = 10;
-/// Source /64s remembered for their rate limit (a slot is taken over by a new /64 that
-/// hashes to it).
+/// Source /64s remembered for their rate limit. The slot is chosen by a hash keyed at
+/// random per worker; a /64 that lands in a taken slot takes it over with the tokens left,
+/// so alternating two /64s does not refill anyone's budget.
 pub const SOURCE_SLOTS: usize = 1024;
 /// Hop limit of the CCs (as the control plane's own packets).
 pub const HOP_LIMIT: u8 = 64;
@@ -72,8 +80,8 @@ struct Host {
 pub struct Responder {
     keys: CcKeyring,
     birthday: u32,
-    /// The control plane's CC clock (seconds) at `base_ns` of the dataplane's clock.
-    clock_secs: u32,
+    /// The control plane's clock (ms) at `base_ns` of the dataplane's clock.
+    clock_ms: u64,
     base_ns: u64,
     per_second: u32,
     hosts: Vec<Host>,
@@ -94,12 +102,8 @@ impl PartialEq for Responder {
     fn eq(&self, o: &Responder) -> bool {
         self.keys.current().serial() == o.keys.current().serial()
             && self.keys.current().secret() == o.keys.current().secret()
-            && (
-                self.birthday,
-                self.clock_secs,
-                self.base_ns,
-                self.per_second,
-            ) == (o.birthday, o.clock_secs, o.base_ns, o.per_second)
+            && (self.birthday, self.clock_ms, self.base_ns, self.per_second)
+                == (o.birthday, o.clock_ms, o.base_ns, o.per_second)
             && self.hosts == o.hosts
     }
 }
@@ -128,7 +132,7 @@ impl Responder {
         Responder {
             keys: CcKeyring::new(CcKey::new(m.key_serial, &m.secret)),
             birthday: m.birthday,
-            clock_secs: m.clock_secs,
+            clock_ms: m.clock_ms,
             base_ns: now_ns,
             per_second: m.per_second,
             hosts,
@@ -141,10 +145,11 @@ impl Responder {
         self.per_second
     }
 
-    /// The control plane's CC clock at `now_ns` (seconds, wrapping like the engine's).
+    /// The control plane's CC clock at `now_ns`: its clock in whole seconds, wrapping at
+    /// 32 bits like the engine's `cc_clock`.
     fn clock(&self, now_ns: u64) -> u32 {
-        let elapsed = now_ns.saturating_sub(self.base_ns) / 1_000_000_000;
-        self.clock_secs.wrapping_add(elapsed as u32)
+        let elapsed_ms = now_ns.saturating_sub(self.base_ns) / 1_000_000;
+        (self.clock_ms.saturating_add(elapsed_ms) / 1000) as u32
     }
 }
 
@@ -153,6 +158,8 @@ pub struct CcLimiter {
     worker: TokenBucket,
     worker_rate: u32,
     sources: Vec<(u64, TokenBucket)>,
+    /// SipHash with a random key: an attacker cannot aim two /64s at one slot.
+    hasher: std::collections::hash_map::RandomState,
 }
 
 impl Default for CcLimiter {
@@ -167,6 +174,7 @@ impl CcLimiter {
             worker: TokenBucket::new(0),
             worker_rate: 0,
             sources: Vec::new(),
+            hasher: std::collections::hash_map::RandomState::new(),
         }
     }
 
@@ -182,14 +190,12 @@ impl CcLimiter {
                 .collect();
         }
         let net = (src >> 64) as u64;
-        // A multiplicative hash of the /64 picks the slot (Fibonacci hashing).
-        let i = (net.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 54) as usize % SOURCE_SLOTS;
+        let i = (self.hasher.hash_one(net) % SOURCE_SLOTS as u64) as usize;
         let Some(slot) = self.sources.get_mut(i) else {
             return false;
         };
-        if slot.0 != net {
-            *slot = (net, TokenBucket::new(PER_SOURCE_64_PER_SEC));
-        }
+        // A new /64 in the slot inherits what is left of the bucket (see SOURCE_SLOTS).
+        slot.0 = net;
         slot.1.take(now_ns) && self.worker.take(now_ns)
     }
 }
@@ -197,11 +203,31 @@ impl CcLimiter {
 /// What to do with an M6 control packet for a proxied host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// The buffer now holds the CC (IPv6 from `reply_src` to the INIT's source) at the
-    /// same L3 offset; the caller adds the link layer and routes it.
-    Answered { reply_src: Addr },
+    /// The buffer now holds the CC (IPv6 from `reply_src` to the INIT's source, "rewrite
+    /// ok" as `rewrite_ok` says) at the same L3 offset; the caller adds the link layer and
+    /// routes it.
+    Answered { reply_src: Addr, rewrite_ok: bool },
     /// Hand it to the control plane.
     Punt,
+}
+
+/// The summary of the CC that [`answer`] left in a `frame_len`-octet frame in place of
+/// the INIT summarised by `init` (later stages, and a hold queue, read it).
+pub fn reply_parsed(init: &Parsed, frame_len: usize, rewrite_ok: bool) -> Parsed {
+    Parsed {
+        ip_len: frame_len.saturating_sub(init.l3()) as u32,
+        l4_off: (init.l3() + ipv6::HEADER_LEN) as u32,
+        l4_proto: ipv6::proto::ICMPV6,
+        icmp_type: Some(IcmpTypes::default().type_for(rewrite_ok)),
+        fragment: false,
+        frag_at: 0,
+        rewrite_ok,
+        chain_error: None,
+        hop_limit: HOP_LIMIT,
+        src: init.dst,
+        dst: init.src,
+        ..*init
+    }
 }
 
 /// Answers the INIT in `buf` (parsed as `p`, ICMPv6 type 200/201, to a proxied host) with
@@ -228,9 +254,6 @@ pub fn answer<B: PacketBuf>(
     if code != Some(Code::Init) {
         return Ok(Outcome::Punt);
     }
-    if !limiter.take(p.src, r.per_second, now_ns) {
-        return Err(DropReason::RateLimited);
-    }
     let (src, dst) = (addr::to_std(p.src), addr::to_std(p.dst));
     let repr = buf
         .data()
@@ -256,9 +279,16 @@ pub fn answer<B: PacketBuf>(
     );
     if repr.piggyback.is_some()
         || table.by_aids(aid_r, aid_i).is_some()
-        || table.destination(aid_i).is_some()
+        || matches!(
+            table.destination(aid_i),
+            Some(Destination::Pending | Destination::M6)
+        )
     {
         return Ok(Outcome::Punt);
+    }
+    // Each CC costs a MAC and a packet: only up to the rates (7.3).
+    if !limiter.take(p.src, r.per_second, now_ns) {
+        return Err(DropReason::RateLimited);
     }
     // The sets as the engine keeps them: sorted, without duplicates.
     let set = |v: &[Ipv6Addr]| {
@@ -334,5 +364,8 @@ pub fn answer<B: PacketBuf>(
     }
     cc.emit(&mut Packet::new_unchecked(m), &dst, &src, &types)
         .map_err(|_| DropReason::BadInit)?;
-    Ok(Outcome::Answered { reply_src: p.dst })
+    Ok(Outcome::Answered {
+        reply_src: p.dst,
+        rewrite_ok: host.rewrite_ok,
+    })
 }

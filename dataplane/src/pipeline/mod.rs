@@ -628,7 +628,10 @@ impl Pipeline {
                                 self.counters.drop.count(DropCause::CcAnswer(r));
                                 continue;
                             }
-                            Ok(cc_answer::Outcome::Answered { reply_src }) => {
+                            Ok(cc_answer::Outcome::Answered {
+                                reply_src,
+                                rewrite_ok,
+                            }) => {
                                 // Back through the ISP that owns the CC's source, whose
                                 // ingress filter accepts it (seed 000 section 5.1).
                                 let usable = |isp: usize| {
@@ -640,11 +643,9 @@ impl Pipeline {
                                     .and_then(|isp| Some((isp, self.tables.isps.get(isp)?.port?)));
                                 match owner {
                                     Some((isp, out)) if usable(isp) => {
-                                        slot.p.ip_len =
-                                            (b.len().saturating_sub(slot.p.l3())) as u32;
-                                        slot.p.l4_off =
-                                            (slot.p.l3() + crate::net::ipv6::HEADER_LEN) as u32;
-                                        (slot.p.src, slot.p.dst) = (slot.p.dst, slot.p.src);
+                                        self.contexts.counters.cc_answered += 1;
+                                        slot.p =
+                                            cc_answer::reply_parsed(&slot.p, b.len(), rewrite_ok);
                                         slot.out_port = out;
                                         slot.hop = Hop::Isp(isp);
                                         slot.originated = true;
