@@ -317,7 +317,6 @@ impl Dataplane {
         n(&self.stdout) + n(&self.stderr)
     }
 
-    /// SIGKILL: gone at once, nothing flushed (a crash).
     /// The process's id while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
@@ -336,6 +335,7 @@ impl Dataplane {
             .unwrap_or_else(|| panic!("no VmRSS for pid {pid}"))
     }
 
+    /// SIGKILL: gone at once, nothing flushed (a crash).
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
