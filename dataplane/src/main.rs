@@ -26,44 +26,25 @@ const MBUF_HEADROOM: usize = 128;
 /// Mbuf data room after the headroom at least (DPDK's default).
 const MBUF_MIN_DATA: usize = 2048;
 
-const USAGE: &str = "usage: m6-dataplane --config FILE [--check]
-
-  --config FILE   the site's YAML configuration (see configs/)
-  --check         validate the configuration and exit, touching no port";
-
+/// The command line.
+#[derive(clap::Parser)]
+#[command(
+    name = "m6-dataplane",
+    version,
+    about = "The M6 border router's DPDK dataplane"
+)]
 struct Args {
+    /// The site's YAML configuration (see configs/).
+    #[arg(short, long, value_name = "FILE")]
     config: PathBuf,
+    /// Validate the configuration and exit, touching no port.
+    #[arg(long = "check")]
     check_only: bool,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut config = None;
-    let mut check_only = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--config" | "-c" => {
-                config = Some(PathBuf::from(args.next().ok_or("--config needs a file")?))
-            }
-            "--check" => check_only = true,
-            "--help" | "-h" => return Err(USAGE.to_string()),
-            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
-        }
-    }
-    Ok(Args {
-        config: config.ok_or_else(|| USAGE.to_string())?,
-        check_only,
-    })
-}
-
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(msg) => {
-            eprintln!("{msg}");
-            return ExitCode::from(2);
-        }
-    };
+    // Usage errors exit with status 2, as configuration errors do.
+    let args = <Args as clap::Parser>::parse();
     // The whole configuration is checked before EAL or any port is touched.
     let config = match DataplaneConfig::load(&args.config) {
         Ok(c) => c,

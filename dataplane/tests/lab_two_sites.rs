@@ -575,8 +575,11 @@ fn init_flood(rb: &mut Dataplane, cb: &Dataplane) -> (Flood, Vec<String>) {
         .unwrap_or_else(|| panic!("unexpected sender output: {out}"));
     let (bytes, gap, ok, json) = finish(t);
     assert!(ok, "the transfer failed during the INIT flood:\n{json}");
+    // While the flood lasts (a third of a second) it saturates the only worker of a 2-core
+    // box and the af_packet ring drops the transfer's segments too; TCP's retransmission
+    // timer (200 ms, doubling) then sets the gap. Two seconds bounds two backoffs.
     assert!(
-        gap < 1.0,
+        gap < 2.0,
         "the transfer stalled {gap:.1} s during the INIT flood"
     );
     thread::sleep(Duration::from_millis(500));

@@ -11,26 +11,28 @@ use std::sync::Arc;
 use controlplane::config::ControlplaneConfig;
 use controlplane::daemon::Daemon;
 
-const USAGE: &str = "usage: m6-controlplane --config FILE [--check]";
+/// The command line.
+#[derive(clap::Parser)]
+#[command(
+    name = "m6-controlplane",
+    version,
+    about = "The M6 border router's control plane: signaling, DNS verification, timers"
+)]
+struct Args {
+    /// The control plane's YAML configuration (see configs/controlplane.yaml).
+    #[arg(short, long, value_name = "FILE")]
+    config: PathBuf,
+    /// Validate the configuration and exit.
+    #[arg(long = "check")]
+    check_only: bool,
+}
 
 fn main() -> ExitCode {
-    let mut config = None;
-    let mut check_only = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--config" | "-c" => config = args.next().map(PathBuf::from),
-            "--check" => check_only = true,
-            _ => {
-                eprintln!("{USAGE}");
-                return ExitCode::from(2);
-            }
-        }
-    }
-    let Some(path) = config else {
-        eprintln!("{USAGE}");
-        return ExitCode::from(2);
-    };
+    // Usage errors exit with status 2, as configuration errors do.
+    let Args {
+        config: path,
+        check_only,
+    } = <Args as clap::Parser>::parse();
     let cfg = match ControlplaneConfig::load(&path) {
         Ok(c) => c,
         Err(e) => {
