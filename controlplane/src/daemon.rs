@@ -95,9 +95,9 @@ pub struct Daemon {
     pub birthday: u32,
     /// Print every engine action (`M6_CONTROLPLANE_TRACE=1`).
     trace: bool,
-    /// The CC responder state last sent to the dataplane (clock left at 0), to send it
-    /// again only when the key or a host changed.
-    responder_sent: Option<proto::channel::CcResponderMsg>,
+    /// The engine's responder version last sent to the dataplane, to send it again only
+    /// when the key or a host changed.
+    responder_sent: Option<u64>,
     admin: Option<AdminSocket>,
 }
 
@@ -294,18 +294,15 @@ impl Daemon {
         if !self.connected() {
             return;
         }
-        let mut msg = self.engine.cc_responder(self.now());
-        let clock = std::mem::take(&mut msg.clock_ms);
-        if self.responder_sent.as_ref() == Some(&msg) {
+        let version = self.engine.responder_version();
+        if self.responder_sent == Some(version) {
             return;
         }
-        let sent = msg.clone();
-        msg.clock_ms = clock;
         let unsent = self.counters.unsent;
-        self.send(Message::CcResponder(msg));
+        self.send(Message::CcResponder(self.engine.cc_responder(self.now())));
         // Remembered only once queued: a lost publication is retried next turn.
         if self.counters.unsent == unsent {
-            self.responder_sent = Some(sent);
+            self.responder_sent = Some(version);
         }
     }
 
@@ -765,8 +762,9 @@ fn ipv6_packet(src: &Ipv6Addr, dst: &Ipv6Addr, next_header: u8, payload: &[u8]) 
     p
 }
 
-/// The IPv6 packet of an M6 control message.
-fn control_packet(src: &Ipv6Addr, dst: &Ipv6Addr, repr: &Repr) -> Option<Vec<u8>> {
+/// The IPv6 packet (fixed header on) of an M6 control message from `src` to `dst`, as the
+/// daemon injects it; `None` when the message cannot be encoded.
+pub fn control_packet(src: &Ipv6Addr, dst: &Ipv6Addr, repr: &Repr) -> Option<Vec<u8>> {
     let mut msg = vec![0u8; repr.buffer_len()];
     repr.emit(
         &mut Packet::new_unchecked(&mut msg[..]),

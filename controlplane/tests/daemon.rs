@@ -136,23 +136,9 @@ fn init_packet() -> Vec<u8> {
     ipv6_packet(&repr, PEER, HOST)
 }
 
-/// The IPv6 packet of an M6 control message from `src` to `dst`.
+/// The IPv6 packet of an M6 control message from `src` to `dst`, as a daemon sends it.
 fn ipv6_packet(repr: &Repr, src: &str, dst: &str) -> Vec<u8> {
-    let mut msg = vec![0u8; repr.buffer_len()];
-    repr.emit(
-        &mut Packet::new_unchecked(&mut msg[..]),
-        &a(src),
-        &a(dst),
-        &IcmpTypes::default(),
-    )
-    .unwrap();
-    let mut p = vec![0x60, 0, 0, 0];
-    p.extend_from_slice(&(msg.len() as u16).to_be_bytes());
-    p.extend_from_slice(&[58, 60]);
-    p.extend_from_slice(&a(src).octets());
-    p.extend_from_slice(&a(dst).octets());
-    p.extend_from_slice(&msg);
-    p
+    controlplane::daemon::control_packet(&a(src), &a(dst), repr).unwrap()
 }
 
 #[test]

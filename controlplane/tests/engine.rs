@@ -2949,3 +2949,23 @@ fn s7_12_uc_quoting_a_source_locator_withdrawn_since_is_accepted() {
         })
     )));
 }
+
+#[test]
+fn the_responder_state_for_the_dataplane_follows_key_rotations() {
+    let (mut w, _) = ccr_from_fresh_exchange(A1);
+    let before = (
+        w.e[1].responder_version(),
+        w.e[1].cc_responder(Duration::ZERO),
+    );
+    w.e[1].rotate_cc_key(&[9; 32]);
+    let after = w.e[1].cc_responder(Duration::from_millis(1500));
+    assert_ne!(
+        w.e[1].responder_version(),
+        before.0,
+        "republished after a rotation"
+    );
+    assert_eq!(after.key_serial, before.1.key_serial.wrapping_add(1));
+    assert_eq!(after.secret, [9; 32]);
+    assert_eq!(after.clock_ms, 1500);
+    assert_eq!(after.hosts, before.1.hosts);
+}

@@ -548,10 +548,7 @@ mod tests {
 
     #[test]
     fn a_restarted_control_plane_does_not_take_the_previous_ones_contexts_away() {
-        let dir = tempfile_dir();
-        let path = dir.join("dp.sock");
-        let mut s = ChannelServer::bind(&path, 0o600, 1).unwrap();
-        let mut control = Control::new(&two_isp_site());
+        let (path, mut s, mut control) = server();
         let mut cp = Client::connect(&path);
         cp.send(&hello());
         cp.send(&Message::Install(ctx_msg(1)));
@@ -571,10 +568,7 @@ mod tests {
 
     #[test]
     fn the_cc_responder_is_published_and_withdrawn_with_its_control_plane() {
-        let dir = tempfile_dir();
-        let path = dir.join("dp.sock");
-        let mut s = ChannelServer::bind(&path, 0o600, 1).unwrap();
-        let mut control = Control::new(&two_isp_site());
+        let (path, mut s, mut control) = server();
         let mut cp = Client::connect(&path);
         cp.send(&hello());
         cp.send(&Message::CcResponder(proto::channel::CcResponderMsg {
@@ -597,10 +591,7 @@ mod tests {
 
     #[test]
     fn a_bad_hello_is_refused_and_the_dataplane_keeps_its_tables() {
-        let dir = tempfile_dir();
-        let path = dir.join("dp.sock");
-        let mut s = ChannelServer::bind(&path, 0o600, 1).unwrap();
-        let mut control = Control::new(&two_isp_site());
+        let (path, mut s, mut control) = server();
         control.install_context(context_of(&ctx_msg(5)));
         let mut cp = Client::connect(&path);
         cp.send(&Message::Hello {
@@ -634,6 +625,13 @@ mod tests {
         let first = ChannelServer::bind(&sock, 0o600, 1).unwrap();
         std::mem::forget(first); // leaves the socket file behind
         assert!(ChannelServer::bind(&sock, 0o600, 1).is_ok());
+    }
+
+    /// A listening channel in a fresh directory, and the control thread it feeds.
+    fn server() -> (PathBuf, ChannelServer, Control) {
+        let path = tempfile_dir().join("dp.sock");
+        let s = ChannelServer::bind(&path, 0o600, 1).unwrap();
+        (path, s, Control::new(&two_isp_site()))
     }
 
     fn tempfile_dir() -> PathBuf {

@@ -506,13 +506,15 @@ struct Flood {
 fn init_flood(rb: &mut Dataplane, cb: &Dataplane) -> (Flood, Vec<String>) {
     let (ok, out) = sh("ip -n m6s-brtr -br link show isp3");
     assert!(ok, "{out}");
-    let mac: Vec<u8> = out
-        .split_whitespace()
-        .nth(2)
-        .expect("isp3's MAC")
-        .split(':')
-        .map(|h| u8::from_str_radix(h, 16).expect("MAC"))
-        .collect();
+    let mut mac = [0u8; 6];
+    for (m, h) in mac.iter_mut().zip(
+        out.split_whitespace()
+            .nth(2)
+            .expect("isp3's MAC")
+            .split(':'),
+    ) {
+        *m = u8::from_str_radix(h, 16).expect("MAC");
+    }
     let host_b: std::net::Ipv6Addr = HOST_B.parse().unwrap();
     // xorshift64*: reproducible, good enough for addresses and nonces.
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -548,15 +550,15 @@ fn init_flood(rb: &mut Dataplane, cb: &Dataplane) -> (Flood, Vec<String>) {
             &proto::wire::m6::IcmpTypes::default(),
         )
         .expect("emit INIT");
-        let mut frame = Vec::with_capacity(14 + 40 + msg.len());
-        frame.extend_from_slice(&mac);
-        frame.extend_from_slice(&[0x02, 0, 0, 0, 0x0f, 0x01, 0x86, 0xdd]);
-        frame.extend_from_slice(&[0x60, 0, 0, 0]);
-        frame.extend_from_slice(&(msg.len() as u16).to_be_bytes());
-        frame.extend_from_slice(&[58, 64]);
-        frame.extend_from_slice(&src.octets());
-        frame.extend_from_slice(&host_b.octets());
-        frame.extend_from_slice(&msg);
+        let frame = dataplane::testpkt::ip_frame(
+            mac,
+            [0x02, 0, 0, 0, 0x0f, 0x01],
+            &src.to_string(),
+            HOST_B,
+            64,
+            58,
+            &msg,
+        );
         file.extend_from_slice(&(frame.len() as u16).to_be_bytes());
         file.extend_from_slice(&frame);
     }

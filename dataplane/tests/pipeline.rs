@@ -2367,3 +2367,53 @@ fn inits_that_need_the_control_plane_are_punted() {
     assert!(matches!(m6_events(&mut pl)[..], [M6Event::Punt { .. }]));
     assert_eq!(c(&pl, "proxy.cc_answered"), 0);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, .. ProptestConfig::default() })]
+
+    /// Hostile INITs at a worker that answers them: random edits anywhere in a valid INIT
+    /// (addresses, next header, lengths, TLVs, checksum) and random cuts never panic, a CC
+    /// leaves only through an ISP port, and each frame is sent, dropped with a counted
+    /// reason, held for its next hop, or handed to the control plane: nothing vanishes.
+    #[test]
+    fn mangled_inits_are_answered_dropped_or_punted_never_lost(
+        edits in proptest::collection::vec((14usize..200, any::<u8>()), 0..6),
+        cut in 14usize..260,
+        piggyback in any::<bool>(),
+    ) {
+        let mut f = init_frame(PEER_AID, HOST1, HOST1, piggyback);
+        for (i, v) in edits {
+            if let Some(b) = f.get_mut(i) {
+                *b = v;
+            }
+        }
+        if cut < f.len() {
+            f.truncate(cut);
+        }
+        let mut pl = responder_rig(1000);
+        let k = |pl: &Rig| {
+            let c = pl.counters();
+            c.tx.iter().map(|f| f.packets).sum::<u64>()
+                + c.drop.total()
+                + c.local_consumed
+                + c.proxy.punted
+                + c.resolve.held
+                - c.icmp.unreachable_sent
+                - c.icmp.time_exceeded_sent
+                - c.icmp.address_unreachable_sent
+                - c.icmp.beyond_scope_sent
+                - c.icmp.packet_too_big_sent
+                - c.icmp.param_problem_sent
+        };
+        let before = k(&pl);
+        let (next, out) = run(&mut pl, ISP1, &f, SEC);
+        if let Next::Tx(p) = next {
+            prop_assert!(p < 3);
+            prop_assert!(out.len() >= 14 + 40);
+        }
+        if pl.counters().proxy.cc_answered == 1 {
+            prop_assert_eq!(next, Next::Tx(ISP1), "a CC leaves through ISP1, which owns HOST1");
+        }
+        prop_assert_eq!(k(&pl) - before, 1, "each frame sent, dropped, consumed, held or punted");
+    }
+}

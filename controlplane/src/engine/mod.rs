@@ -395,6 +395,9 @@ pub struct Engine {
     hosts: Vec<HostState>,
     /// Local locator -> host.
     loc_host: HashMap<Ipv6Addr, HostId>,
+    /// Changes whenever what [`Engine::cc_responder`] returns changes other than its clock
+    /// (CC key rotations, hosts' locators), so the daemon republishes only then.
+    responder_version: u64,
     /// All contexts by internal id; a BTreeMap so iteration order is deterministic.
     contexts: BTreeMap<u64, Context>,
     /// (host, AID(local), AID(peer)) -> the context that is not CLOSING (appendix A: only
@@ -469,6 +472,7 @@ impl Engine {
             cc_key,
             hosts: Vec::new(),
             loc_host: HashMap::new(),
+            responder_version: 0,
             contexts: BTreeMap::new(),
             by_aids: HashMap::new(),
             by_flow: HashMap::new(),
@@ -530,6 +534,7 @@ impl Engine {
     /// Rebuilds locator -> host from the hosts' current locator sets (a withdrawn locator
     /// no longer maps to its host, so an INIT naming it is dropped, section 7.3).
     pub(crate) fn rebuild_loc_host(&mut self) {
+        self.responder_version += 1;
         self.loc_host.clear();
         for (i, h) in self.hosts.iter().enumerate() {
             for l in &h.cfg.locators {
@@ -543,6 +548,7 @@ impl Engine {
     /// `proto::wire::consts::CC_KEY_ROTATION` with 32 octets from the OS.
     pub fn rotate_cc_key(&mut self, secret: &[u8; proto::cc::SECRET_LEN]) {
         self.cc_key.rotate(secret);
+        self.responder_version += 1;
     }
 
     /// This incarnation's birthday counter.
@@ -650,6 +656,7 @@ impl Engine {
                 let mut secret = [0u8; proto::cc::SECRET_LEN];
                 self.rng.fill(&mut secret);
                 self.cc_key.rotate(&secret);
+                self.responder_version += 1;
                 self.stats.cc_key_rotations += 1;
                 self.arm_cc_rotation(now, out);
             }
@@ -662,6 +669,12 @@ impl Engine {
         }
         let period = self.cfg.cc_key_rotation.max(self.cfg.cc_lifetime);
         self.arm_timer(TimerPurpose::CcKeyRotation, now + period, out);
+    }
+
+    /// Changes whenever [`Engine::cc_responder`] would answer differently other than in its
+    /// clock.
+    pub fn responder_version(&self) -> u64 {
+        self.responder_version
     }
 
     /// Serial of the CC key currently used to make CCs.

@@ -8,6 +8,8 @@
 //! or drop it and answer with an ICMPv6 Parameter Problem of a given code and pointer
 //! (an offset from the start of the IPv6 header, RFC 4443 section 3.4).
 
+use super::classify::Parsed;
+use crate::net::addr;
 use crate::net::ext::{self, ChainError};
 use crate::net::ipv6::{proto, HEADER_LEN};
 use crate::stats::reasons;
@@ -69,6 +71,18 @@ pub enum Verdict {
         code: u8,
         pointer: u32,
     },
+}
+
+/// The verdict on the frame `frame` that classification summarised as `p` (a packet to the
+/// router): the chain error classification found, or the walk of its headers.
+pub fn verdict(p: &Parsed, frame: &[u8]) -> Verdict {
+    match p.chain_error {
+        Some(e) => chain_error(e),
+        None => process(
+            frame.get(p.l3()..p.end()).unwrap_or(&[]),
+            addr::is_multicast(p.dst),
+        ),
+    }
 }
 
 /// The verdict for a chain error found by classification.

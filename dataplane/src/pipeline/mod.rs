@@ -343,14 +343,7 @@ impl Pipeline {
                 continue;
             };
             let p = slot.p;
-            let verdict = match p.chain_error {
-                Some(e) => exthdr::chain_error(e),
-                None => exthdr::process(
-                    b.data().get(p.l3()..p.end()).unwrap_or(&[]),
-                    addr::is_multicast(p.dst),
-                ),
-            };
-            match verdict {
+            match exthdr::verdict(&p, b.data()) {
                 exthdr::Verdict::Accept => {}
                 exthdr::Verdict::Drop(r) => {
                     self.counters.drop.count(DropCause::ExtHdr(r));

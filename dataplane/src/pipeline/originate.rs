@@ -36,14 +36,7 @@ impl Pipeline {
                 .count(DropCause::Local(local::DropReason::ToRouterUnhandled));
             return;
         }
-        let verdict = match p.chain_error {
-            Some(e) => exthdr::chain_error(e),
-            None => exthdr::process(
-                b.data().get(p.l3()..p.end()).unwrap_or(&[]),
-                addr::is_multicast(p.dst),
-            ),
-        };
-        match verdict {
+        match exthdr::verdict(&p, b.data()) {
             exthdr::Verdict::Accept => {}
             exthdr::Verdict::Drop(r) => {
                 self.counters.drop.count(DropCause::ExtHdr(r));
