@@ -44,7 +44,7 @@ LAB_RUN_DIR=/run/m6-lab
 LAB_LOCK_FILE=/run/lock/m6-lab.lock
 
 # Tools the lab needs, with the Debian package that provides each.
-LAB_TOOLS=(ip:iproute2 ss:iproute2 timeout:coreutils flock:util-linux ethtool:ethtool nft:nftables iperf3:iperf3 nc:netcat-openbsd ping:iputils-ping tcpdump:tcpdump /usr/bin/python3:python3-scapy)
+LAB_TOOLS=(ip:iproute2 ss:iproute2 timeout:coreutils flock:util-linux ethtool:ethtool nft:nftables iperf3:iperf3 nc:netcat-openbsd ping:iputils-ping tcpdump:tcpdump rdisc6:ndisc6 /usr/bin/python3:python3-scapy)
 
 lab_log() { printf 'lab: %s\n' "$*" >&2; }
 lab_die() { printf 'lab: error: %s\n' "$*" >&2; return 1; }

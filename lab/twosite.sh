@@ -5,6 +5,7 @@
 # ISPs, a plain IPv6 server and an authoritative DNS server (Knot) for both sites.
 #
 #   m6s-ahost  eth0 2001:db8:1:1::10, 2001:db8:2:1::10 --- lan  m6s-artr  isp1 --- down m6s-isp1 up --- isp1
+#   m6s-aslaac eth0 (macvlan on m6s-ahost's eth0): SLAAC from router A's Router Advertisements
 #                                                              isp2 --- down m6s-isp2 up --- isp2   m6s-core
 #   m6s-bhost  eth0 2001:db8:3:1::20                   --- lan  m6s-brtr  isp3 --- down m6s-isp3 up --- isp3   lo: server 2001:db8:ee::100
 #                                                                                                              dns 2001:db8:53::1 (knotd)
@@ -21,7 +22,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lab/lib.sh
 . "$here/lib.sh"
 
-TS_NS=(m6s-ahost m6s-artr m6s-isp1 m6s-isp2 m6s-bhost m6s-brtr m6s-isp3 m6s-core)
+TS_NS=(m6s-ahost m6s-aslaac m6s-artr m6s-isp1 m6s-isp2 m6s-bhost m6s-brtr m6s-isp3 m6s-core)
 TS_RUN=/run/m6-twosite
 TS_SERVER=2001:db8:ee::100
 TS_DNS=2001:db8:53::1
@@ -168,6 +169,14 @@ ts_up() {
     ip -n m6s-ahost -6 addr add 2001:db8:1:1::10/64 dev eth0 nodad
     ip -n m6s-ahost -6 addr add 2001:db8:2:1::10/64 dev eth0 nodad
     ip -n m6s-ahost -6 route add default via 2001:db8:1:1::1 dev eth0
+    # A second host on site A's LAN that numbers itself from router A's RAs (SLAAC): a
+    # macvlan on host A's eth0, so both share the one veth to the router.
+    ip -n m6s-ahost link add slaac link eth0 type macvlan mode bridge
+    ip -n m6s-ahost link set slaac netns m6s-aslaac
+    ip -n m6s-aslaac link set slaac name eth0
+    _lab_sysctl m6s-aslaac net.ipv6.conf.eth0.accept_ra=1 net.ipv6.conf.eth0.autoconf=1 \
+        net.ipv6.conf.eth0.accept_dad=0 net.ipv6.conf.eth0.use_tempaddr=0
+    ip -n m6s-aslaac link set dev eth0 up
     ip -n m6s-bhost -6 addr add 2001:db8:3:1::20/64 dev eth0 nodad
     ip -n m6s-bhost -6 route add default via 2001:db8:3:1::1 dev eth0
 

@@ -3,6 +3,9 @@
 # docs/lab.md). It starts both routers and their control planes and shows:
 # - the host-pair contexts as they establish;
 # - a TCP download that survives the failure of the ISP carrying it, with the longest gap;
+# - an ISP whose upstream goes dark behind a live link: found by the health probes,
+#   withdrawn, its prefix deprecated in the Router Advertisements so a SLAAC host's new
+#   connections leave from the other prefix; then restored;
 # - a plain server reached natively, with no M6 attempt after one DNS lookup;
 # - the routers' and ISPs' counters.
 # About a minute. It exits non-zero as soon as a step does not behave as described, and the
@@ -120,6 +123,58 @@ wait "$ipid" || fail "the transfer failed: $(tail -5 "$logs/iperf")"
 grep -E "sec" "$logs/iperf" | head -24 | show
 gap=$(awk '/sec/ && $5 == "0.00" { run += 0.5; if (run > m) m = run; next } /sec/ { run = 0 } END { print m + 0 }' "$logs/iperf")
 ok "the TCP session survived ISP$n's failure; longest half-second gap: ${gap} s"
+
+step "An ISP goes dark behind a live link: health probes, and RAs that move the hosts"
+say "Router A probes each ISP every 2 s (ICMPv6 echo to two beacons in the core, sourced from" \
+    "its address under that ISP's prefix). Its RAs give the LAN one prefix per ISP; the SLAAC" \
+    "host on site A's LAN numbered itself from both:"
+# After the previous step ISP1's probes must pass again before it is usable.
+for i in $(seq 1 100); do
+    "$CTL" --socket "$RUN/a-admin.sock" isp list | grep -Eq "^isp1 +[^ ]+ +usable" && break
+    sleep 0.05
+done
+ip -n m6s-aslaac -6 -o addr show dev eth0 scope global | awk '{print $4, $5, $6, $7, $8, $9}' | sed 's/ *\\$//' | show
+"$CTL" --socket "$RUN/a-admin.sock" isp list | show
+say "ISP1 now drops everything it would forward (its upstream is dark); its link to router A," \
+    "and its Neighbor Discovery, stay up, so carrier and next-hop checks see nothing."
+withdrawals=$(grep -c "isp isp1 withdrawn (probes down" "$logs/dp-a" || true)
+restores=$(grep -c "isp isp1 restored" "$logs/dp-a" || true)
+printf 'table ip6 dark {\n chain transit {\n  type filter hook forward priority 0; policy drop;\n }\n}\n' |
+    ip netns exec m6s-isp1 nft -f -
+t0=$(date +%s%N)
+# Waits until PATTERN is in more than N lines of router A's log.
+more_than() { # N PATTERN
+    local i
+    for i in $(seq 1 200); do
+        [ "$(grep -c "$2" "$logs/dp-a" || true)" -gt "$1" ] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+more_than "$withdrawals" "isp isp1 withdrawn (probes down" || fail "ISP1 was not withdrawn"
+t1=$(date +%s%N)
+grep "isp isp1 withdrawn (probes down" "$logs/dp-a" | tail -1 | show
+say "Withdrawn $(((t1 - t0) / 1000000)) ms after the upstream went dark (at most one 2 s" \
+    "interval plus three 200 ms rounds). The next RA deprecates PA1 (preferred lifetime 0) and" \
+    "the SLAAC host marks its PA1 address deprecated:"
+for i in $(seq 1 50); do
+    ip -n m6s-aslaac -6 -o addr show dev eth0 | grep "2001:db8:1:1:" | grep -q deprecated && break
+    sleep 0.05
+done
+ip -n m6s-aslaac -6 -o addr show dev eth0 scope global | awk '{print $4, $5, $6, $7, $8, $9}' | sed 's/ *\\$//' | show
+ip -n m6s-aslaac -6 -o addr show dev eth0 | grep "2001:db8:1:1:" | grep -q deprecated ||
+    fail "PA1 not deprecated on the SLAAC host"
+src=$(ip netns exec m6s-aslaac /usr/bin/python3 -c \
+    "import socket; s=socket.create_connection(('$SERVER',5201),timeout=3); print(s.getsockname()[0])")
+say "A new TCP connection from the SLAAC host to the server leaves from $src, with no change to" \
+    "the application. A plain ping from host A's PA1 address gets code 5:"
+ip netns exec m6s-ahost ping -6 -n -c 1 -W 2 -I "$HOST_A" "$SERVER" 2>&1 | grep -i unreachable | show || true
+case $src in 2001:db8:2:1:*) ;; *) fail "the new connection left from $src" ;; esac
+"$CTL" --socket "$RUN/a-admin.sock" isp list | show
+ip netns exec m6s-isp1 nft delete table ip6 dark
+more_than "$restores" "isp isp1 restored" || fail "ISP1 was not restored"
+grep "isp isp1 restored" "$logs/dp-a" | tail -1 | show
+ok "ISP1 withdrawn by its probes, its prefix deprecated meanwhile, then restored"
 
 step "A plain IPv6 server is reached natively"
 ip netns exec m6s-ahost ping -6 -n -c 3 -i 0.2 -I "$HOST_A" "$SERVER" | tail -2 | show

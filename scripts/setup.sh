@@ -17,6 +17,7 @@ PACKAGES=(
     knot knot-dnsutils                               # authoritative DNS for verification tests
     python3-scapy                                    # independent decoder of golden vectors
     tcpdump                                          # captures of the M6 handshake in the lab
+    ndisc6                                           # rdisc6: what a host reads in our RAs
 )
 HUGEPAGES_WANTED=${M6_HUGEPAGES:-512}   # 512 x 2 MiB = 1 GiB
 HUGE_MOUNT=/dev/hugepages

@@ -88,6 +88,8 @@ pub struct Daemon {
     hosts: Vec<Vec<Ipv6Addr>>,
     /// Prefixes of the ISPs the dataplane reports unusable: (network, length).
     down: HashSet<(Ipv6Addr, u8)>,
+    /// The dataplane's last word on each ISP (for `m6ctl isp list`), by index.
+    isps: std::collections::BTreeMap<u16, serde_json::Value>,
     start: Instant,
     instance: u64,
     buf: Vec<u8>,
@@ -173,6 +175,7 @@ impl Daemon {
             destinations: HashMap::new(),
             hosts: cfg.hosts.iter().map(|h| h.locators.clone()).collect(),
             down: HashSet::new(),
+            isps: std::collections::BTreeMap::new(),
             start: Instant::now(),
             instance: u64::from(birthday) << 32 | u64::from(std::process::id()),
             buf: vec![0; channel::MAX_MESSAGE + 1],
@@ -234,8 +237,33 @@ impl Daemon {
     }
 
     /// The answer to one admin command (`crate::admin`).
-    fn admin_answer(&self, command: &str) -> serde_json::Value {
+    fn admin_answer(&mut self, command: &str) -> serde_json::Value {
         use serde_json::json;
+        let words: Vec<&str> = command.split_whitespace().collect();
+        match words.as_slice() {
+            ["isps"] => {
+                return serde_json::Value::Array(self.isps.values().cloned().collect());
+            }
+            ["isp", verb @ ("drain" | "undrain"), name] => {
+                if !self.connected() {
+                    return json!({ "error": "the dataplane is not connected" });
+                }
+                if !self.isps.values().any(|v| v["name"] == *name) {
+                    let names: Vec<String> =
+                        self.isps.values().map(|v| v["name"].to_string()).collect();
+                    return json!({
+                        "error": format!("no ISP named {name:?} (ISPs: {})", names.join(", "))
+                    });
+                }
+                let drained = *verb == "drain";
+                self.send(Message::Drain {
+                    isp: (*name).to_string(),
+                    drained,
+                });
+                return json!({ "isp": name, "drained": drained });
+            }
+            _ => {}
+        }
         match command {
             "status" => json!({
                 "birthday": self.birthday,
@@ -283,7 +311,10 @@ impl Daemon {
                 )
             }
             other => {
-                json!({ "error": format!("unknown command {other:?}; known: status, contexts") })
+                json!({ "error": format!(
+                    "unknown command {other:?}; known: status, contexts, isps, isp drain NAME, \
+                     isp undrain NAME"
+                ) })
             }
         }
     }
@@ -495,14 +526,34 @@ impl Daemon {
                 })
             }
             Message::IspState {
+                isp,
+                name,
                 prefix,
                 prefix_len,
                 usable,
-                ..
+                drained,
+                cause,
+                rtt_us,
+                withdrawals,
             } => {
                 if self.trace {
                     eprintln!("m6-controlplane: isp {prefix}/{prefix_len} usable {usable}");
                 }
+                self.isps.insert(
+                    isp,
+                    serde_json::json!({
+                        "name": name,
+                        "prefix": format!("{prefix}/{prefix_len}"),
+                        "usable": usable,
+                        "drained": drained,
+                        "cause": cause,
+                        "rtt_ms": (rtt_us > 0).then(|| f64::from(rtt_us) / 1000.0),
+                        "withdrawals": withdrawals,
+                    }),
+                );
+                // A drained ISP's locators are withdrawn from the peers too, so that
+                // their traffic moves as ours does (it still delivers meanwhile).
+                let usable = usable && !drained;
                 let changed = if usable {
                     self.down.remove(&(prefix, prefix_len))
                 } else {

@@ -1213,6 +1213,46 @@ fn s7_7_locator_change_sends_ur_to_lp_and_ua_returns_to_established() {
     assert!(!w.entry(1).unwrap().lsv_peer.contains(&A2));
 }
 
+/// A locator given back to a context (an ISP recovered or undrained) is used for data only
+/// once the peer acknowledged the UR that announced it: before that, the peer would drop
+/// data from it (7.11 step 2, not in Lsl(peer)). A withdrawn one stops at once.
+#[test]
+fn s7_7_a_locator_added_by_an_ur_carries_data_only_after_the_ua() {
+    let mut w = W::established();
+    let host = w.e[0].host_of(&A1).unwrap();
+    assert!(w.entry(0).unwrap().ls_local.contains(&A2));
+    let set = |w: &mut W, locators: Vec<Ipv6Addr>| {
+        w.feed(
+            0,
+            Event::Admin(AdminCommand::SetLocators { host, locators }),
+        )
+    };
+    set(&mut w, vec![A1]);
+    assert!(
+        !w.entry(0).unwrap().ls_local.contains(&A2),
+        "a withdrawn locator stops carrying data at once"
+    );
+    w.run_for(secs(1));
+    assert_eq!(w.ctx(0).unwrap().state, State::Established);
+    set(&mut w, vec![A1, A2]);
+    assert_eq!(w.ctx(0).unwrap().state, State::UrSent);
+    assert!(
+        !w.entry(0).unwrap().ls_local.contains(&A2),
+        "not before the peer has it"
+    );
+    assert!(!w.entry(1).unwrap().lsl_peer.contains(&A2));
+    w.run_for(secs(1));
+    assert_eq!(w.ctx(0).unwrap().state, State::Established);
+    assert!(
+        w.entry(1).unwrap().lsl_peer.contains(&A2),
+        "the peer has it"
+    );
+    assert!(
+        w.entry(0).unwrap().ls_local.contains(&A2),
+        "after the UA, data may leave from it"
+    );
+}
+
 #[test]
 fn s7_8_ur_with_wrong_labels_or_locators_is_dropped() {
     let mut w = W::established();

@@ -51,6 +51,8 @@ named_counters! {
         /// Contexts kept at the end of a resynchronisation with a restarted control plane
         /// (they carry traffic until the protocol replaces them).
         resync_kept,
+        /// Operator commands refused (a drain of an ISP that does not exist).
+        commands_refused,
     }
 }
 
@@ -404,6 +406,12 @@ impl ChannelServer {
             }
             Message::Inject { isp, packet } => inject(Injected { isp, packet }),
             Message::CcResponder(m) => control.set_responder(Some(Responder::new(&m, now))),
+            Message::Drain { isp, drained } => {
+                if let Err(e) = control.set_drained(&isp, drained) {
+                    self.counters.commands_refused += 1;
+                    eprintln!("m6-dataplane: drain refused: {e}");
+                }
+            }
             // Messages for the control plane, or a second hello: ignored.
             _ => {}
         }

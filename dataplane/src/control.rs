@@ -5,15 +5,17 @@
 
 use crate::contexts::datapath::M6Event;
 use crate::contexts::{Context, ContextOp, ContextTable, Destination};
+use crate::health::{HealthCounters, Prober};
 use crate::isp::{IspOwner, IspTable};
 use crate::neighbor::owner::{NeighborOwner, OwnerCounters};
 use crate::neighbor::Reach;
 use crate::neighbor::{NeighborEvent, NeighborTable};
-use crate::net::addr;
+use crate::net::addr::{self, Addr};
 use crate::net::checksum;
 use crate::net::ethernet::{self, ethertype};
 use crate::nodes::cc_answer::Responder;
 use crate::nodes::rewrite;
+use crate::ra::{Advertiser, RaCounters};
 use crate::site::{Site, SiteTables};
 use crate::tables::{Reader, Writer};
 
@@ -22,6 +24,23 @@ use crate::tables::{Reader, Writer};
 pub const CONTEXT_PUBLISH_DEPTH: usize = 8192;
 /// M6 reports held for the control plane at most (beyond: counted and lost).
 pub const MAX_M6_EVENTS: usize = 65_536;
+
+/// What a worker reports to the control thread.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WorkerEvent {
+    /// Neighbor Discovery evidence and needs ([`crate::neighbor::owner`]).
+    Neighbor(NeighborEvent),
+    /// An echo reply to one of the router's addresses with a probe identifier
+    /// ([`crate::health`]).
+    EchoReply {
+        src: Addr,
+        dst: Addr,
+        ident: u16,
+        seq: u16,
+    },
+    /// A valid Router Solicitation on the LAN ([`crate::ra`]).
+    RouterSolicitation,
+}
 
 /// What one worker reads: its replicas of the published tables.
 pub struct WorkerTables {
@@ -41,6 +60,16 @@ pub struct Control {
     /// M6 reports lost because the queue was full.
     pub m6_events_dropped: u64,
     site: SiteTables,
+    /// The site as configured (reloads replace its policy, probes and RA settings).
+    config: Site,
+    /// Health probes through each ISP with beacons.
+    prober: Prober,
+    /// Router Advertisements on the LAN, when configured.
+    advertiser: Option<Advertiser>,
+    /// Frames the control thread originates (probes, RAs), for worker 0's TX queues.
+    frames: Vec<(usize, Vec<u8>)>,
+    /// Probes not sent: no usable next-hop address yet.
+    pub probes_unsent: u64,
     log: Vec<String>,
 }
 
@@ -55,8 +84,87 @@ impl Control {
             m6_events: Vec::new(),
             m6_events_dropped: 0,
             site: SiteTables::new(site),
+            config: site.clone(),
+            prober: Prober::new(site),
+            advertiser: Advertiser::new(
+                site,
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64),
+            ),
+            frames: Vec::new(),
+            probes_unsent: 0,
             log: Vec::new(),
         }
+    }
+
+    /// Applies what a reload may change without a restart: ISP weights, policy rules,
+    /// health probes and dampening, Router Advertisement settings. The caller has checked
+    /// that nothing else differs.
+    pub fn reconfigure(&mut self, site: &Site) {
+        let weights: Vec<u32> = site.isps.iter().map(|s| s.weight).collect();
+        self.isps
+            .set_policy(&weights, &site.policy, site.health.dampening);
+        self.prober.configure(site);
+        // An ISP no longer probed is no longer held down by probes.
+        for i in 0..site.isps.len() {
+            if !self.prober.probed(i) {
+                if let Some(line) = self.isps.set_probes(i, true, 0) {
+                    self.log.push(line);
+                }
+            }
+        }
+        match (&mut self.advertiser, site.ra.is_some()) {
+            (Some(a), true) => a.configure(site),
+            (None, true) => self.advertiser = Advertiser::new(site, 0x5eed),
+            (_, false) => self.advertiser = None,
+        }
+        self.config = site.clone();
+        self.log.push("configuration reloaded".into());
+    }
+
+    /// The site as last configured.
+    pub fn site(&self) -> &Site {
+        &self.config
+    }
+
+    /// Drains (`true`) or undrains ISP `name`; `Err` names the ISPs there are.
+    pub fn set_drained(&mut self, name: &str, drained: bool) -> Result<(), String> {
+        let i = self
+            .isps
+            .names()
+            .iter()
+            .position(|n| n == name)
+            .ok_or_else(|| {
+                format!(
+                    "no ISP named {name:?} (ISPs: {})",
+                    self.isps.names().join(", ")
+                )
+            })?;
+        if let Some(line) = self.isps.set_drained(i, drained) {
+            self.log.push(line);
+        }
+        Ok(())
+    }
+
+    /// The health probes' state.
+    pub fn prober(&self) -> &Prober {
+        &self.prober
+    }
+
+    /// The probes' and Router Advertisements' counters, by dotted name.
+    pub fn for_each_health_counter(&self, f: &mut impl FnMut(&str, u64)) {
+        self.prober.counters().for_each(f);
+        f("health.probes_unsent", self.probes_unsent);
+        self.advertiser
+            .as_ref()
+            .map_or(&RaCounters::default(), |a| a.counters())
+            .for_each(f);
+    }
+
+    /// The health counters (for tests).
+    pub fn health_counters(&self) -> &HealthCounters {
+        self.prober.counters()
     }
 
     /// The replicas for one more worker.
@@ -120,11 +228,8 @@ impl Control {
                 let usable = |i: usize| self.isps.get(i).is_some_and(|s| s.usable());
                 let rewrite_ok = packet.get(6) == Some(&58) && packet.get(40) == Some(&200);
                 if !usable(owner) && rewrite_ok {
-                    let live: Vec<_> = (0..self.site.isps.len())
-                        .filter_map(|i| self.isps.get(i))
-                        .collect();
                     let flow = rewrite::flow_label(&packet);
-                    let chosen = rewrite::pick(&self.site, &live, src, dst, flow)?;
+                    let chosen = rewrite::pick(&self.site, &self.isps.view(), src, dst, flow)?;
                     let prefix = self.site.isps.get(chosen)?.prefix;
                     let new = (src & !prefix.mask) | prefix.net;
                     let (old_b, new_b) = (addr::to_bytes(src), addr::to_bytes(new));
@@ -142,17 +247,32 @@ impl Control {
                 }
             }
         };
-        let (port, hop, static_mac) = match isp {
+        match isp {
             Some(i) => {
-                let i = usize::from(i);
-                let s = self.site.isps.get(i)?;
-                if !self.isps.get(i)?.usable() {
+                if !self.isps.get(usize::from(i))?.usable() {
                     return None;
                 }
-                (s.port?, s.next_hop, s.static_mac)
+                self.frame_via_isp(usize::from(i), packet)
             }
-            None => (self.site.lan_port?, dst, None),
-        };
+            None => self.frame_to(self.site.lan_port?, dst, None, packet),
+        }
+    }
+
+    /// The frame for `packet` through ISP `isp` to its next hop, whatever the ISP's state
+    /// (health probes must go out through a withdrawn ISP to see it recover).
+    fn frame_via_isp(&self, isp: usize, packet: Vec<u8>) -> Option<(usize, Vec<u8>)> {
+        let s = self.site.isps.get(isp)?;
+        self.frame_to(s.port?, s.next_hop, s.static_mac, packet)
+    }
+
+    /// The frame for `packet` out of `port` to neighbor `hop` (at `static_mac` if given).
+    fn frame_to(
+        &self,
+        port: usize,
+        hop: Addr,
+        static_mac: Option<[u8; 6]>,
+        packet: Vec<u8>,
+    ) -> Option<(usize, Vec<u8>)> {
         let mac = match static_mac {
             Some(m) => m,
             None => match self.neighbors.table().get(port, hop) {
@@ -189,24 +309,80 @@ impl Control {
     }
 
     /// Takes one worker event at `now` (ns, the workers' clock).
-    pub fn handle(&mut self, ev: NeighborEvent, now: u64) {
-        self.neighbors.handle(ev, now);
-        self.next_hop_changes();
+    pub fn handle(&mut self, ev: WorkerEvent, now: u64) {
+        match ev {
+            WorkerEvent::Neighbor(ev) => {
+                self.neighbors.handle(ev, now);
+                self.next_hop_changes(now);
+            }
+            WorkerEvent::EchoReply {
+                src,
+                dst,
+                ident,
+                seq,
+            } => {
+                if let Some((isp, up)) = self.prober.on_reply(src, dst, ident, seq, now) {
+                    self.probe_verdict(isp, up, now);
+                }
+            }
+            WorkerEvent::RouterSolicitation => {
+                if let Some(a) = self.advertiser.as_mut() {
+                    a.on_solicitation(now);
+                }
+            }
+        }
     }
 
-    /// Runs the timers due at `now`, applies their consequences to the ISP state, and
-    /// resends tables to workers that fell behind.
+    /// Runs the timers due at `now` (neighbors, probes, dampening, advertisements),
+    /// applies their consequences to the ISP state, and resends tables to workers that
+    /// fell behind.
     pub fn tick(&mut self, now: u64) {
         self.neighbors.tick(now);
-        self.next_hop_changes();
+        self.next_hop_changes(now);
+        let mut probes = Vec::new();
+        let mut verdicts = Vec::new();
+        self.prober
+            .tick(now, &mut |p| probes.push(p), &mut |i, up| {
+                verdicts.push((i, up))
+            });
+        for (i, up) in verdicts {
+            self.probe_verdict(i, up, now);
+        }
+        for p in probes {
+            match self.frame_via_isp(p.isp, p.packet) {
+                Some(f) => self.frames.push(f),
+                None => self.probes_unsent += 1,
+            }
+        }
+        let released = self.isps.tick(now);
+        self.log.extend(released);
+        if let Some(a) = self.advertiser.as_mut() {
+            let live: Vec<_> = (0..self.site.isps.len())
+                .filter_map(|i| self.isps.get(i))
+                .collect();
+            let frames = &mut self.frames;
+            a.tick(now, &live, &mut |port, f| frames.push((port, f)));
+        }
         self.neighbors.flush();
         self.isps.flush();
         self.contexts.flush();
     }
 
-    /// Sets ISP `isp`'s link state (carrier).
-    pub fn set_link(&mut self, isp: usize, up: bool) {
-        if let Some(line) = self.isps.set_link(isp, up) {
+    fn probe_verdict(&mut self, isp: usize, up: bool, now: u64) {
+        let rtt = self
+            .prober
+            .last_rtt(isp)
+            .map(|r| format!(", last rtt {:.1} ms", r as f64 / 1e6))
+            .unwrap_or_default();
+        if let Some(line) = self.isps.set_probes(isp, up, now) {
+            self.log
+                .push(format!("{line}{}", if up { rtt } else { String::new() }));
+        }
+    }
+
+    /// Sets ISP `isp`'s link state (carrier) at `now` (ns).
+    pub fn set_link(&mut self, isp: usize, up: bool, now: u64) {
+        if let Some(line) = self.isps.set_link(isp, up, now) {
             self.log.push(line);
         }
     }
@@ -218,9 +394,13 @@ impl Control {
         }
     }
 
-    /// Hands every frame to transmit (solicitations) to `out` as (port, frame).
+    /// Hands every frame to transmit (solicitations, probes, advertisements) to `out` as
+    /// (port, frame).
     pub fn drain_frames(&mut self, out: &mut impl FnMut(usize, &[u8])) {
         self.neighbors.drain_frames(out);
+        for (port, f) in self.frames.drain(..) {
+            out(port, &f);
+        }
     }
 
     /// Hands every state change worth logging to `out`, and forgets them.
@@ -235,12 +415,12 @@ impl Control {
         self.neighbors.counters()
     }
 
-    fn next_hop_changes(&mut self) {
+    fn next_hop_changes(&mut self, now: u64) {
         let mut changes = Vec::new();
         self.neighbors
             .drain_next_hop_changes(&mut |isp, up| changes.push((isp, up)));
         for (isp, up) in changes {
-            if let Some(line) = self.isps.set_next_hop(isp, up) {
+            if let Some(line) = self.isps.set_next_hop(isp, up, now) {
                 self.log.push(line);
             }
         }

@@ -23,6 +23,7 @@ pub mod buf;
 pub mod channel;
 pub mod contexts;
 pub mod control;
+pub mod health;
 /// DPDK glue: mbufs as [`PacketBuf`]s and the polling worker.
 pub mod io;
 pub mod isp;
@@ -30,6 +31,8 @@ pub mod neighbor;
 pub mod net;
 pub mod nodes;
 pub mod pipeline;
+pub mod policy;
+pub mod ra;
 pub mod site;
 pub mod stats;
 pub mod tables;

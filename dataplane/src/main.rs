@@ -66,7 +66,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    match run(&config) {
+    match run(&config, &args.config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("m6-dataplane: {e}");
@@ -75,8 +75,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(config: &DataplaneConfig) -> Result<(), String> {
+fn run(config: &DataplaneConfig, path: &std::path::Path) -> Result<(), String> {
     let stop = Arc::new(AtomicBool::new(false));
+    let reload = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload))
+        .map_err(|e| format!("cannot install signal handler: {e}"))?;
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop))
             .map_err(|e| format!("cannot install signal handler: {e}"))?;
@@ -141,6 +144,9 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
         icmp_errors_per_sec: config.icmp_errors_per_sec,
         nd: config.nd,
         proxied: config.proxy_prefixes.clone(),
+        policy: config.policy.clone(),
+        health: config.health,
+        ra: config.router_advertisements.clone(),
     };
 
     site.validate().map_err(|e| format!("site: {e}"))?;
@@ -243,7 +249,8 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
     let mut transmit_dropped: u64 = 0;
     let mut inject_unroutable: u64 = 0;
     // ISP states as last told to the control plane (all again after a reconnection).
-    let mut told: Vec<Option<bool>> = vec![None; config.isps.len()];
+    let mut told: Vec<Option<proto::channel::Message>> = vec![None; config.isps.len()];
+    let mut config = config.clone();
     let mut told_connections = 0;
     while !stop.load(Ordering::Relaxed) {
         let now = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
@@ -290,7 +297,7 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
                 let up = pmd_up && carrier_up;
                 if link_up[i] != Some(up) {
                     link_up[i] = Some(up);
-                    control_plane.set_link(i, up);
+                    control_plane.set_link(i, up, now);
                 }
             }
         }
@@ -300,17 +307,33 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
         }
         if channel.connected() {
             for (i, t) in told.iter_mut().enumerate() {
-                let usable = control_plane.isps.get(i).is_some_and(|s| s.usable());
-                if *t != Some(usable) {
-                    *t = Some(usable);
-                    let prefix = config.isps[i].prefix;
-                    channel.send(&proto::channel::Message::IspState {
-                        isp: i as u16,
-                        prefix: prefix.network(),
-                        prefix_len: prefix.len(),
-                        usable,
-                    });
+                let state = isp_state(&control_plane, &config, i);
+                if t.as_ref() != Some(&state) {
+                    channel.send(&state);
+                    *t = Some(state);
                 }
+            }
+        }
+        if reload.swap(false, Ordering::Relaxed) {
+            match reload_config(path, &config) {
+                Ok(new) => {
+                    let mut s = control_plane.site().clone();
+                    for (isp, n) in s.isps.iter_mut().zip(&new.isps) {
+                        isp.weight = n.weight;
+                        isp.beacons = n.beacons.clone();
+                    }
+                    s.policy = new.policy.clone();
+                    s.health = new.health;
+                    s.ra = new.router_advertisements.clone();
+                    for (i, n) in new.isps.iter().enumerate() {
+                        control_plane.set_admin(i, n.admin_up);
+                    }
+                    control_plane.reconfigure(&s);
+                    config = new;
+                }
+                Err(e) => eprintln!(
+                    "m6-dataplane: reload refused, still running the previous configuration: {e}"
+                ),
             }
         }
         control_plane.drain_log(&mut |line| eprintln!("m6-dataplane: {line}"));
@@ -369,6 +392,7 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
     channel
         .counters
         .for_each(&mut |name, value| println!("counter {name} {value}"));
+    control_plane.for_each_health_counter(&mut |name, value| println!("counter {name} {value}"));
     control_plane
         .counters()
         .for_each(&mut |name, value| println!("counter {name} {value}"));
@@ -386,6 +410,80 @@ fn run(config: &DataplaneConfig) -> Result<(), String> {
     drop(pool);
     drop(eal);
     Ok(())
+}
+
+/// ISP `i`'s state for the control plane.
+fn isp_state(control: &Control, config: &DataplaneConfig, i: usize) -> proto::channel::Message {
+    let live = control.isps.get(i).unwrap_or(dataplane::isp::IspLive::UP);
+    let prefix = config.isps[i].prefix;
+    proto::channel::Message::IspState {
+        isp: i as u16,
+        name: config.isps[i].name.clone(),
+        prefix: prefix.network(),
+        prefix_len: prefix.len(),
+        usable: live.usable(),
+        drained: live.drained,
+        cause: live.cause().unwrap_or_default().to_string(),
+        rtt_us: control
+            .prober()
+            .last_rtt(i)
+            .map_or(0, |ns| u32::try_from(ns / 1000).unwrap_or(u32::MAX)),
+        withdrawals: control.isps.withdrawals(i),
+    }
+}
+
+/// Reads the configuration again for a reload (SIGHUP): returns it if what differs from
+/// `running` may change live (ISP weights, beacons and admin states, policy rules, health
+/// probes and dampening, Router Advertisements); otherwise names what needs a restart.
+fn reload_config(
+    path: &std::path::Path,
+    running: &DataplaneConfig,
+) -> Result<DataplaneConfig, String> {
+    let new = DataplaneConfig::load(path).map_err(|e| e.to_string())?;
+    let mut same = new.clone();
+    for (s, r) in same.isps.iter_mut().zip(&running.isps) {
+        s.weight = r.weight;
+        s.beacons = r.beacons.clone();
+        s.admin_up = r.admin_up;
+    }
+    same.policy = running.policy.clone();
+    same.health = running.health;
+    same.router_advertisements = running.router_advertisements.clone();
+    if same == *running {
+        return Ok(new);
+    }
+    let differs: Vec<&str> = [
+        ("eal", same.eal_args != running.eal_args),
+        (
+            "mempool",
+            (same.mempool_mbufs, same.mempool_cache)
+                != (running.mempool_mbufs, running.mempool_cache),
+        ),
+        ("ports", same.ports != running.ports),
+        ("lan_port", same.lan_port != running.lan_port),
+        (
+            "isps (other than weight, beacons, admin)",
+            same.isps != running.isps,
+        ),
+        ("workers", same.workers != running.workers),
+        ("polling", same.polling != running.polling),
+        ("neighbors", same.neighbors != running.neighbors),
+        (
+            "icmp_errors_per_sec",
+            same.icmp_errors_per_sec != running.icmp_errors_per_sec,
+        ),
+        ("neighbor_discovery", same.nd != running.nd),
+        ("proxy", same.proxy_prefixes != running.proxy_prefixes),
+        ("channel", same.channel != running.channel),
+    ]
+    .into_iter()
+    .filter_map(|(n, d)| d.then_some(n))
+    .collect();
+    Err(format!(
+        "{}: {} changed, which needs a restart",
+        path.display(),
+        differs.join(", ")
+    ))
 }
 
 /// Every worker's lcore must be a CPU this process may run on.

@@ -15,6 +15,8 @@ pub use proto::config::IspConfig as IspInfo;
 /// Neighbor Discovery timers: the configuration's type, from `proto`.
 pub use proto::config::NdTimers;
 
+pub use proto::config::{HealthConfig, PolicyRule, RaConfig};
+
 /// One DPDK port as the pipeline sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PortInfo {
@@ -49,6 +51,12 @@ pub struct Site {
     /// Prefixes of the legacy hosts the router proxies (seed 002): their AIDs and locators
     /// (every LAN /64 they have addresses in).
     pub proxied: Vec<Ipv6Prefix>,
+    /// Traffic-engineering rules at start (a reload replaces them: [`crate::isp`]).
+    pub policy: Vec<PolicyRule>,
+    /// Health probes and flap dampening.
+    pub health: HealthConfig,
+    /// Router Advertisements on the LAN, if sent.
+    pub ra: Option<RaConfig>,
 }
 
 /// What is wrong with a [`Site`]. The pipeline never panics on a bad site (it drops what a
@@ -86,7 +94,7 @@ impl fmt::Display for SiteError {
             SiteError::OverlappingPrefixes { a, b } => {
                 write!(f, "the prefixes of ISPs {a} and {b} overlap")
             }
-            SiteError::TooMany => write!(f, "more than 255 ports or ISPs"),
+            SiteError::TooMany => write!(f, "more than 255 ports or 64 ISPs"),
         }
     }
 }
@@ -99,7 +107,7 @@ impl Site {
         if self.ports.is_empty() {
             return Err(SiteError::NoPorts);
         }
-        if self.ports.len() > 255 || self.isps.len() > 255 {
+        if self.ports.len() > 255 || self.isps.len() > crate::policy::MAX_ISPS {
             return Err(SiteError::TooMany);
         }
         if self.lan_port >= self.ports.len() {
@@ -238,6 +246,8 @@ pub struct SiteTables {
     pub lan_port: Option<usize>,
     /// The proxied hosts' prefixes.
     pub proxied: Vec<Masked>,
+    /// Bit i: ISP i has a port (an ISP without one is never picked).
+    pub wired_isps: u64,
 }
 
 impl SiteTables {
@@ -292,6 +302,13 @@ impl SiteTables {
             anycast,
             lan_port,
             proxied: site.proxied.iter().map(Masked::new).collect(),
+            wired_isps: site
+                .isps
+                .iter()
+                .enumerate()
+                .take(crate::policy::MAX_ISPS)
+                .filter(|(_, s)| s.port < site.ports.len() && Some(s.port) != lan_port)
+                .fold(0u64, |m, (i, _)| m | 1 << i),
         }
     }
 

@@ -7,6 +7,7 @@
 
 use crate::contexts::datapath::ProxyCounters;
 use crate::neighbor::datapath::ResolveCounters;
+use crate::nodes::nptv6::NptCounters;
 use crate::nodes::rewrite::RewriteCounters;
 use crate::nodes::{
     adjacency, cc_answer, classify, echo, egress, exthdr, inbound, local, nd, proxy_in, proxy_out,
@@ -336,6 +337,7 @@ pub struct Counters {
     pub nd: NdCounters,
     pub resolve: ResolveCounters,
     pub rewrite: RewriteCounters,
+    pub nptv6: NptCounters,
     pub proxy: ProxyCounters,
     /// Reassembly of fragments addressed to the router (`reassembly.*`).
     pub reassembly: reassembly::Counters,
@@ -394,6 +396,7 @@ impl Counters {
         self.nd.merge(&other.nd);
         self.resolve.merge(&other.resolve);
         self.rewrite.merge(&other.rewrite);
+        self.nptv6.merge(&other.nptv6);
         self.proxy.merge(&other.proxy);
         let (r, o) = (&mut self.reassembly, &other.reassembly);
         r.received += o.received;
@@ -432,6 +435,7 @@ impl Counters {
         self.nd.for_each(&mut f);
         self.resolve.for_each(&mut f);
         self.rewrite.for_each(&mut f);
+        self.nptv6.for_each(&mut f);
         self.proxy.for_each(&mut f);
         let r = &self.reassembly;
         f("reassembly.received", r.received);

@@ -66,6 +66,9 @@ pub fn two_isp_site() -> Site {
                 next_hop: ip("fe80::1"),
                 next_hop_mac: None,
                 admin_up: true,
+                weight: 1,
+                beacons: Vec::new(),
+                nptv6: None,
             },
             IspInfo {
                 name: "isp2".into(),
@@ -74,12 +77,30 @@ pub fn two_isp_site() -> Site {
                 next_hop: ip("2001:db8:ff02::1"),
                 next_hop_mac: Some(ISP2_MAC),
                 admin_up: true,
+                weight: 1,
+                beacons: Vec::new(),
+                nptv6: None,
             },
         ],
         icmp_errors_per_sec: 10,
         nd: crate::site::NdTimers::default(),
         proxied: Vec::new(),
+        policy: Vec::new(),
+        health: crate::site::HealthConfig::default(),
+        ra: None,
     }
+}
+
+/// The ISP state the workers would read for `site` with ISP i usable when `up[i]`
+/// (withdrawn by its administrative state otherwise).
+pub fn isp_view(site: &Site, up: &[bool]) -> crate::isp::IspView {
+    let mut o = crate::isp::IspOwner::new(site);
+    let mut r = o.reader();
+    for (i, &u) in up.iter().enumerate() {
+        o.set_admin(i, u);
+    }
+    r.sync();
+    r.get().0.clone()
 }
 
 /// Parses a prefix written in the source.

@@ -6,10 +6,12 @@ use std::net::Ipv6Addr;
 
 use std::ops::{Deref, DerefMut};
 
+use dataplane::control::WorkerEvent;
 use dataplane::neighbor::{NeighborEvent, Trigger};
 use dataplane::net::addr;
 use dataplane::net::checksum;
 use dataplane::nodes::icmp_error::MAX_INVOKING;
+use dataplane::pipeline::MAX_LOCAL_REPORTS;
 use dataplane::testpkt::*;
 use dataplane::{Control, Next, PacketBuf, Pipeline, Site, VecBuf};
 use proptest::prelude::*;
@@ -61,8 +63,13 @@ impl Rig {
         self.pl.sync();
     }
 
+    fn set_isp_probes(&mut self, isp: usize, up: bool) {
+        self.control.isps.set_probes(isp, up, 0);
+        self.pl.sync();
+    }
+
     fn set_isp_link(&mut self, isp: usize, up: bool) {
-        self.control.set_link(isp, up);
+        self.control.set_link(isp, up, 0);
         self.pl.sync();
     }
 
@@ -86,11 +93,11 @@ impl Rig {
     /// would (the owner's clock runs from 0 to 4 s; the FAILED state lasts a while).
     fn fail(&mut self, port: usize, ip: Ipv6Addr) {
         self.control.handle(
-            NeighborEvent::Needed {
+            WorkerEvent::Neighbor(NeighborEvent::Needed {
                 port: port as u16,
                 ip: addr::from_std(&ip),
                 trigger: Trigger::Inside,
-            },
+            }),
             0,
         );
         let mut t = 0;
@@ -558,7 +565,12 @@ fn other_traffic_to_the_router_is_dropped() {
         &[0; 4],
     );
     assert_eq!(run(&mut pl, LAN, &f, 0).0, Next::Drop);
-    assert_eq!(c(&pl, "drop.to_router_unhandled"), 2);
+    assert_eq!(c(&pl, "drop.to_router_unhandled"), 1);
+    assert_eq!(
+        c(&pl, "drop.echo_reply_not_ours"),
+        1,
+        "not a probe's identifier"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1327,6 +1339,78 @@ fn drop_cases() -> Vec<Case> {
                 ISP1,
                 init_frame(PEER_AID, HOST1, HOST1, false),
             )
+        },
+        Case {
+            setup: |pl| pl.set_isp_probes(0, false),
+            ..case("isp_probes_failing", LAN, good.clone())
+        },
+        Case {
+            setup: |pl| {
+                // Three link flaps within a second: held down by dampening.
+                for k in 0..3 {
+                    pl.control.set_link(0, false, k * SEC / 4);
+                    pl.control.set_link(0, true, k * SEC / 4 + SEC / 8);
+                }
+                pl.pl.sync();
+            },
+            ..case("isp_dampened", LAN, good.clone())
+        },
+        Case {
+            site: Some(nptv6_site()),
+            ..case(
+                "nptv6_unmappable_source",
+                LAN,
+                udp_frame(
+                    LAN_MAC,
+                    HOST_MAC,
+                    "fd00:a:0:1:ffff:ffff:ffff:ffff",
+                    PEER,
+                    64,
+                    8,
+                ),
+            )
+        },
+        Case {
+            site: Some(nptv6_site()),
+            ..case(
+                "nptv6_unmappable_destination",
+                ISP1,
+                inbound(ISP1_PORT_MAC, ISP1_MAC, "2001:db8:1:f1:ffff:ffff:ffff:ffff"),
+            )
+        },
+        Case {
+            site: Some(ra_site()),
+            ..case("bad_router_solicitation", LAN, {
+                let f = router_solicitation(true);
+                with(&f, 21, 64) // hop limit 64
+            })
+        },
+        case(
+            "echo_reply_not_ours",
+            ISP1,
+            icmp_frame(
+                ISP1_PORT_MAC,
+                ISP1_MAC,
+                PEER,
+                "2001:db8:1:1::1",
+                64,
+                129,
+                0,
+                &[0x12, 0x34, 0, 1],
+            ),
+        ),
+        Case {
+            // A burst's budget of reports already spent.
+            setup: |pl| {
+                let f = probe_reply(1);
+                let mut bufs: Vec<VecBuf> =
+                    (0..MAX_LOCAL_REPORTS).map(|_| VecBuf::new(&f)).collect();
+                let mut next = vec![Next::Tx(99); bufs.len()];
+                pl.pl.process_burst(ISP1, &mut bufs, &mut next, 0);
+                let d = pl.counters().drop.total();
+                assert_eq!(d, 0);
+            },
+            ..case("reports_over_budget", ISP1, probe_reply(1))
         },
         Case {
             // An echo from the Internet to the router's PA2 address arrives through ISP1
@@ -2416,4 +2500,343 @@ proptest! {
         }
         prop_assert_eq!(k(&pl) - before, 1, "each frame sent, dropped, consumed, held or punted");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// ISP health, traffic engineering, Router Advertisements, NPTv6 (the health issue)
+
+const BEACON: &str = "2001:db8:ee::100";
+
+/// The two-ISP site with a ULA LAN prefix mapped through both ISPs (RFC 6296).
+fn nptv6_site() -> Site {
+    let mut s = two_isp_site();
+    s.ports[0].addresses.push(ip("fd00:a:0:1::1"));
+    for (i, e) in ["2001:db8:1:f1::/64", "2001:db8:2:f2::/64"]
+        .iter()
+        .enumerate()
+    {
+        s.isps[i].nptv6 = Some(proto::config::Nptv6Config {
+            internal: "fd00:a:0:1::/64".parse().unwrap(),
+            external: e.parse().unwrap(),
+        });
+    }
+    s
+}
+
+fn ra_site() -> Site {
+    let mut s = two_isp_site();
+    s.ra = Some(proto::config::RaConfig {
+        interval_s: 30,
+        router_lifetime_s: 90,
+        valid_lifetime_s: 86_400,
+        preferred_lifetime_s: 14_400,
+        rdnss: vec![ip("2001:db8:53::1")],
+        rdnss_lifetime_s: 90,
+    });
+    s
+}
+
+/// A Router Solicitation from the host's link-local address to all routers.
+fn router_solicitation(sll: bool) -> Vec<u8> {
+    let mut body = vec![0u8; 4];
+    if sll {
+        body.extend_from_slice(&[1, 1]);
+        body.extend_from_slice(&HOST_MAC);
+    }
+    icmp_frame(
+        [0x33, 0x33, 0, 0, 0, 2],
+        HOST_MAC,
+        "fe80::10",
+        "ff02::2",
+        255,
+        133,
+        0,
+        &body,
+    )
+}
+
+/// The beacon's echo reply to a probe of ISP `isp` (identifier 0x6d00 + isp) with `seq`,
+/// arriving through that ISP.
+fn probe_reply_to(isp: usize, dst: &str, seq: u16) -> Vec<u8> {
+    let ident = dataplane::health::IDENT_BASE + isp as u16;
+    let mut body = ident.to_be_bytes().to_vec();
+    body.extend_from_slice(&seq.to_be_bytes());
+    body.extend_from_slice(b"m6health");
+    let (port_mac, from) = if isp == 0 {
+        (ISP1_PORT_MAC, ISP1_MAC)
+    } else {
+        (ISP2_PORT_MAC, ISP2_MAC)
+    };
+    icmp_frame(port_mac, from, BEACON, dst, 60, 129, 0, &body)
+}
+
+fn probe_reply(seq: u16) -> Vec<u8> {
+    probe_reply_to(0, "2001:db8:1:1::1", seq)
+}
+
+#[test]
+fn router_solicitations_are_reported_and_answered_with_one_prefix_per_isp() {
+    let mut pl = Rig::new(ra_site());
+    // The first unsolicited RA goes out at once.
+    let on_lan = |sent: Vec<(usize, Vec<u8>)>| -> Vec<(usize, Vec<u8>)> {
+        sent.into_iter().filter(|(p, _)| *p == LAN).collect()
+    };
+    let sent = on_lan(pl.step(0));
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].0, LAN);
+    assert_eq!(sent[0].1[14 + 40], 134, "a Router Advertisement");
+    let (next, _) = run(&mut pl, LAN, &router_solicitation(true), SEC);
+    assert_eq!(next, Next::Drop);
+    assert_eq!(c(&pl, "local.consumed"), 1);
+    let mut events = Vec::new();
+    pl.pl.drain_events(&mut |e| events.push(e));
+    assert!(
+        events.contains(&WorkerEvent::RouterSolicitation),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            WorkerEvent::Neighbor(NeighborEvent::Solicitation { mac: HOST_MAC, .. })
+        )),
+        "the solicitor's link-layer address is learned: {events:?}"
+    );
+    for e in events {
+        pl.control.handle(e, SEC);
+    }
+    // Answered within MAX_RA_DELAY_TIME, or 3 s after the previous multicast RA.
+    let mut answered = None;
+    for ms in 1000..4000u64 {
+        if !on_lan(pl.step(ms * 1_000_000)).is_empty() {
+            answered = Some(ms);
+            break;
+        }
+    }
+    assert!(answered.is_some_and(|ms| ms <= 3500), "{answered:?}");
+    // Without RAs configured, a solicitation is dropped and counted.
+    let mut plain = pipeline();
+    run(&mut plain, LAN, &router_solicitation(false), 0);
+    assert_eq!(c(&plain, "drop.bad_router_solicitation"), 1);
+}
+
+/// Runs the control thread from `from` to `to` ms; ISP `isp`'s beacon answers every probe
+/// at once when `answer`. Returns the probes sent.
+fn run_probes(pl: &mut Rig, isp: usize, from: u64, to: u64, answer: bool) -> usize {
+    let mut probes = 0;
+    let src = if isp == 0 {
+        "2001:db8:1:1::1"
+    } else {
+        "2001:db8:2:1::1"
+    };
+    let port = if isp == 0 { ISP1 } else { ISP2 };
+    for ms in from..to {
+        let now = ms * 1_000_000;
+        for (p, f) in pl.step(now) {
+            let ip6 = &f[14..];
+            if p == port && ip6[6] == 58 && ip6[40] == 128 {
+                probes += 1;
+                assert_eq!(
+                    ip6[8..24],
+                    ip(src).octets(),
+                    "sourced from the ISP's prefix"
+                );
+                if answer {
+                    let seq = u16::from_be_bytes([ip6[46], ip6[47]]);
+                    run(pl, port, &probe_reply_to(isp, src, seq), now);
+                }
+            }
+        }
+    }
+    probes
+}
+
+#[test]
+fn an_isp_whose_beacon_goes_dark_is_withdrawn_and_restored_by_probes() {
+    let mut site = two_isp_site();
+    site.isps[1].beacons = vec![ip(BEACON)];
+    site.health.interval_ms = 1000;
+    site.health.timeout_ms = 200;
+    site.health.down_after = 3;
+    site.health.up_after = 2;
+    let mut pl = Rig::new(site);
+    pl.add_static_neighbor(LAN, ip(HOST2), HOST_MAC);
+    pl.add_static_neighbor(ISP1, ip("fe80::1"), ISP1_MAC);
+    assert!(run_probes(&mut pl, 1, 0, 3000, true) >= 3);
+    assert!(pl.control.isps.get(1).unwrap().usable());
+    assert!(pl.control.health_counters().rounds_answered >= 3);
+    // The beacon goes dark: withdrawn within one interval plus three timeouts.
+    let mut withdrawn_at = None;
+    for ms in 3000..6000u64 {
+        run_probes(&mut pl, 1, ms, ms + 1, false);
+        if !pl.control.isps.get(1).unwrap().usable() {
+            withdrawn_at = Some(ms);
+            break;
+        }
+    }
+    let t = withdrawn_at.expect("withdrawn");
+    assert!(
+        t - 3000 <= 1000 + 3 * 200,
+        "withdrawn after {} ms",
+        t - 3000
+    );
+    // Plain traffic from PA2 gets code 5; rewrite-ok traffic moves to ISP1.
+    let f = outbound(HOST2, 64, 8);
+    let (next, out) = run(&mut pl, LAN, &f, 0);
+    assert_eq!(next, Next::Tx(LAN));
+    assert_eq!(out[54..56], [1, 5]);
+    assert_eq!(c(&pl, "drop.isp_probes_failing"), 1);
+    for flow in 0..16 {
+        let mut m = m6_data(160, flow);
+        m[22..38].copy_from_slice(&ip(HOST2).octets());
+        let (next, out) = run(&mut pl, LAN, &m, 0);
+        assert_eq!(next, Next::Tx(ISP1), "flow {flow}");
+        assert_eq!(out[22..38], ip(HOST1).octets(), "rewritten to PA1");
+    }
+    // Answers again: restored after two answered rounds.
+    run_probes(&mut pl, 1, 6000, 9000, true);
+    assert!(pl.control.isps.get(1).unwrap().usable());
+    assert_eq!(run(&mut pl, LAN, &f, 0).0, Next::Tx(ISP2));
+}
+
+#[test]
+fn a_drain_moves_rewritable_flows_and_keeps_plain_traffic() {
+    let mut pl = resolved();
+    let mut on_isp1 = Vec::new();
+    for flow in 0..64 {
+        if run(&mut pl, LAN, &m6_data(160, flow), 0).0 == Next::Tx(ISP1) {
+            on_isp1.push(flow);
+        }
+    }
+    assert!(!on_isp1.is_empty());
+    pl.control.set_drained("isp1", true).unwrap();
+    assert!(pl.control.set_drained("isp9", true).is_err());
+    pl.pl.sync();
+    for flow in 0..64 {
+        assert_eq!(
+            run(&mut pl, LAN, &m6_data(160, flow), 0).0,
+            Next::Tx(ISP2),
+            "flow {flow}"
+        );
+    }
+    // PA1's plain traffic has only ISP1: it still goes there, nothing is dropped.
+    assert_eq!(
+        run(&mut pl, LAN, &outbound(HOST1, 64, 8), 0).0,
+        Next::Tx(ISP1)
+    );
+    assert_eq!(pl.counters().drop.total(), 0);
+    pl.control.set_drained("isp1", false).unwrap();
+    pl.pl.sync();
+    for &flow in &on_isp1 {
+        assert_eq!(
+            run(&mut pl, LAN, &m6_data(160, flow), 0).0,
+            Next::Tx(ISP1),
+            "back"
+        );
+    }
+}
+
+#[test]
+fn a_policy_rule_holds_under_a_weighted_hash_and_reloads_live() {
+    let mut pl = resolved();
+    let mut site = two_isp_site();
+    site.isps[0].weight = 3;
+    site.isps[1].weight = 1;
+    pl.control.reconfigure(&site);
+    pl.pl.sync();
+    let to = |dst: &str, flow: u32| {
+        let mut m = m6_data(160, flow);
+        m[38..54].copy_from_slice(&ip(dst).octets());
+        m
+    };
+    let count = |pl: &mut Rig, dst: &str| {
+        let mut via = [0u32; 3];
+        for flow in 0..2000 {
+            if let (Next::Tx(p), _) = run(pl, LAN, &to(dst, flow), 0) {
+                via[p] += 1;
+            }
+        }
+        via
+    };
+    let via = count(&mut pl, "2001:db8:3::20");
+    let share = f64::from(via[ISP1]) / 2000.0;
+    assert!((share - 0.75).abs() < 0.05, "3:1 weights gave {via:?}");
+    // "2001:db8:3::/48 only via isp2", loaded live.
+    site.policy = vec![proto::config::PolicyRule {
+        prefix: "2001:db8:3::/48".parse().unwrap(),
+        action: proto::config::PolicyAction::Only,
+        isps: vec![1],
+    }];
+    pl.control.reconfigure(&site);
+    pl.pl.sync();
+    assert_eq!(count(&mut pl, "2001:db8:3::20"), [0, 0, 2000]);
+    let other = count(&mut pl, "2001:db8:99::1");
+    assert!(
+        other[ISP1] > 1200,
+        "other destinations keep the weights: {other:?}"
+    );
+    // Only ISP2, and ISP2 down: no rewritable path; the source's owner (ISP1) takes it.
+    pl.set_isp_link(1, false);
+    assert_eq!(
+        run(&mut pl, LAN, &to("2001:db8:3::20", 5), 0).0,
+        Next::Tx(ISP1)
+    );
+}
+
+#[test]
+fn nptv6_translates_a_ula_host_both_ways_checksum_neutral() {
+    let mut pl = Rig::new(nptv6_site());
+    pl.add_static_neighbor(ISP1, ip("fe80::1"), ISP1_MAC);
+    pl.add_static_neighbor(LAN, ip("fd00:a:0:1::10"), HOST_MAC);
+    let f = udp_frame(LAN_MAC, HOST_MAC, "fd00:a:0:1::10", PEER, 64, 40);
+    let mut seen = BTreeSet::new();
+    for flow in 0..32u32 {
+        let mut g = f.clone();
+        g[16] = (flow >> 8) as u8;
+        g[17] = flow as u8;
+        let (next, out) = run(&mut pl, LAN, &g, 0);
+        let Next::Tx(port) = next else {
+            panic!("{next:?}")
+        };
+        seen.insert(port);
+        let src: [u8; 16] = out[22..38].try_into().unwrap();
+        let ext = if port == ISP1 {
+            "2001:db8:1:f1::"
+        } else {
+            "2001:db8:2:f2::"
+        };
+        assert_eq!(
+            src[..8],
+            ip(ext).octets()[..8],
+            "under the ISP's external prefix"
+        );
+        // The UDP checksum, computed over the original source, still verifies.
+        assert!(checksum::verify(
+            &src,
+            &out[38..54].try_into().unwrap(),
+            17,
+            &out[54..]
+        ));
+        // The reply comes back to the ULA host.
+        if port == ISP1 {
+            let back = udp_frame(
+                ISP1_PORT_MAC,
+                ISP1_MAC,
+                PEER,
+                &Ipv6Addr::from(src).to_string(),
+                64,
+                8,
+            );
+            let (next, out) = run(&mut pl, ISP1, &back, 0);
+            assert_eq!(next, Next::Tx(LAN));
+            assert_eq!(out[38..54], ip("fd00:a:0:1::10").octets());
+            assert!(checksum::verify(
+                &out[22..38].try_into().unwrap(),
+                &out[38..54].try_into().unwrap(),
+                17,
+                &out[54..]
+            ));
+        }
+    }
+    assert!(seen.contains(&ISP1) && seen.contains(&ISP2), "{seen:?}");
+    assert!(c(&pl, "nptv6.translated_out") == 32 && c(&pl, "nptv6.translated_in") >= 1);
 }

@@ -21,7 +21,7 @@ use std::net::Ipv6Addr;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version both sides must speak.
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 /// The largest encoded message (a 64 KiB packet and its envelope).
 pub const MAX_MESSAGE: usize = 65_536 + 1024;
 
@@ -114,14 +114,30 @@ pub enum Message {
     /// Dataplane -> control plane: the context of (AID(local), F(local)) carried data lately
     /// (the engine's idle timer, seed 001 appendix A).
     Activity { aid_local: Ipv6Addr, f_local: u32 },
-    /// Dataplane -> control plane: whether ISP `isp`, which delegated `prefix`/`prefix_len`,
-    /// can carry traffic (a proxy stops announcing locators under a failed ISP's prefix).
+    /// Dataplane -> control plane: the state of ISP `isp` (index in the dataplane's
+    /// configuration) named `name`, which delegated `prefix`/`prefix_len`; sent at every
+    /// change and after each hello. A proxy stops announcing locators under an ISP that is
+    /// not usable or is drained.
     IspState {
         isp: u16,
+        name: String,
         prefix: Ipv6Addr,
         prefix_len: u8,
+        /// It may carry traffic (admin, link, next hop and probes up, not dampened).
         usable: bool,
+        /// The operator drained it: no rewritable or proxied flow uses it.
+        drained: bool,
+        /// Why it is not usable ("probes failing", "dampened", ...); empty when usable.
+        cause: String,
+        /// The health probes' last round-trip time in microseconds (0: none yet or not
+        /// probed).
+        rtt_us: u32,
+        /// Withdrawals for a health cause since the dataplane started.
+        withdrawals: u64,
     },
+    /// Control plane -> dataplane: drain (`drained`) or undrain the ISP named `isp`
+    /// (`m6ctl isp drain NAME`): its rewritable and proxied flows move to the others.
+    Drain { isp: String, drained: bool },
     /// Dataplane -> control plane: counter values by dotted name.
     Counters { values: Vec<(String, u64)> },
     /// Control plane -> dataplane: what a worker needs to answer an INIT with a CC itself
@@ -309,9 +325,18 @@ mod tests {
             },
             Message::IspState {
                 isp: 0,
+                name: "isp1".into(),
                 prefix: a("2001:db8:1::"),
                 prefix_len: 48,
                 usable: false,
+                drained: true,
+                cause: "probes failing".into(),
+                rtt_us: 1234,
+                withdrawals: 2,
+            },
+            Message::Drain {
+                isp: "isp1".into(),
+                drained: true,
             },
             Message::Counters {
                 values: vec![("drop.truncated".into(), 3)],

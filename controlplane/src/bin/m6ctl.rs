@@ -1,6 +1,7 @@
 //! `m6ctl`: the admin CLI. It asks m6-controlplane over its admin socket
-//! (`controlplane::admin`) and prints the answer as a table, or as JSON with `--json`. The
-//! full command set comes with the operations issue.
+//! (`controlplane::admin`) and prints the answer as a table, or as JSON with `--json`:
+//! `status`, `context list`, `isp list`, `isp drain|undrain NAME` (the rest of the command
+//! set comes with the operations issue).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +37,23 @@ enum Command {
         #[command(subcommand)]
         command: ContextCommand,
     },
+    /// The ISPs: health, drains.
+    Isp {
+        #[command(subcommand)]
+        command: IspCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum IspCommand {
+    /// Every ISP as the dataplane reports it: usable or why not, drained, probe RTT,
+    /// withdrawals.
+    List,
+    /// Move the ISP's rewritable and proxied flows to the other ISPs (none is dropped);
+    /// traffic only it can carry (sources under its prefix) still goes through it.
+    Drain { name: String },
+    /// Let the ISP take flows again.
+    Undrain { name: String },
 }
 
 #[derive(Subcommand)]
@@ -51,10 +69,19 @@ enum ContextCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let request = match &cli.command {
-        Command::Status => "status",
-        Command::Context { .. } => "contexts",
+        Command::Status => "status".to_string(),
+        Command::Context { .. } => "contexts".to_string(),
+        Command::Isp {
+            command: IspCommand::List,
+        } => "isps".to_string(),
+        Command::Isp {
+            command: IspCommand::Drain { name },
+        } => format!("isp drain {name}"),
+        Command::Isp {
+            command: IspCommand::Undrain { name },
+        } => format!("isp undrain {name}"),
     };
-    let mut answer = match admin::request(&cli.socket, request) {
+    let mut answer = match admin::request(&cli.socket, &request) {
         Ok(v) => v,
         Err(e) => {
             eprintln!("m6ctl: {e}");
@@ -81,6 +108,18 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Status => print_status(&answer),
         Command::Context { .. } => print_contexts(&answer),
+        Command::Isp {
+            command: IspCommand::List,
+        } => print_isps(&answer),
+        Command::Isp { .. } => println!(
+            "isp {} {}",
+            s(&answer["isp"]),
+            if answer["drained"].as_bool().unwrap_or(false) {
+                "drained"
+            } else {
+                "undrained"
+            }
+        ),
     }
     ExitCode::SUCCESS
 }
@@ -125,6 +164,35 @@ fn print_status(a: &Value) {
             down.join(" ")
         }
     );
+}
+
+fn print_isps(a: &Value) {
+    println!(
+        "{:<12} {:<22} {:<10} {:<8} {:>9} {:>11}",
+        "ISP", "prefix", "state", "drained", "rtt (ms)", "withdrawals"
+    );
+    for i in a.as_array().cloned().unwrap_or_default() {
+        let state = if i["usable"].as_bool().unwrap_or(false) {
+            "usable".to_string()
+        } else {
+            format!("down ({})", s(&i["cause"]))
+        };
+        println!(
+            "{:<12} {:<22} {:<10} {:<8} {:>9} {:>11}",
+            s(&i["name"]),
+            s(&i["prefix"]),
+            state,
+            if i["drained"].as_bool().unwrap_or(false) {
+                "yes"
+            } else {
+                "no"
+            },
+            i["rtt_ms"]
+                .as_f64()
+                .map_or("-".into(), |r| format!("{r:.2}")),
+            s(&i["withdrawals"]),
+        );
+    }
 }
 
 fn print_contexts(a: &Value) {

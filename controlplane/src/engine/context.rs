@@ -141,9 +141,15 @@ pub struct Context {
     /// Lsl(local) changed and the peer does not know yet: send an UR when possible.
     pub(crate) ur_pending: bool,
     /// What the outstanding UR tells: Lsr(peer) as sent (our DNS view, or the peer's own
-    /// Lsl while we have none) and whether it carries a new Lsl(local);
-    /// recorded as known to the peer only when the UA arrives.
-    pub(crate) ur_sent: Option<(LocSet, bool)>,
+    /// Lsl while we have none), whether it carries a new Lsl(local), and that Lsl(local)
+    /// (every copy of one nonce carries the same sets); recorded as known to the peer only
+    /// when the UA arrives.
+    pub(crate) ur_sent: Option<(LocSet, bool, LocSet)>,
+    /// Lsl(local) as the peer surely holds it (`None`: as announced in the handshake, not
+    /// changed since). Data leaves only from locators in it: the peer drops data from a
+    /// source outside its Lsl(peer) (7.11 step 2), so a locator added by an UR is used
+    /// once the UA shows the peer has it; a withdrawn one stops at once.
+    pub(crate) lsl_local_acked: Option<LocSet>,
     /// When CLOSING started and when the state is discarded at the latest.
     pub(crate) closing_deadline: Option<Duration>,
     /// The last tuple given to the dataplane, to send only changes.
@@ -296,7 +302,15 @@ impl Context {
 
     /// The tuple for the dataplane.
     pub(crate) fn dataplane(&self, host_rewrite_ok: bool) -> DataplaneContext {
-        let ls_local = self.ls_local();
+        let mut ls_local = self.ls_local();
+        if let Some(acked) = &self.lsl_local_acked {
+            let usable: Vec<Ipv6Addr> = ls_local
+                .iter()
+                .filter(|l| **l == self.aid_local || acked.contains(l))
+                .copied()
+                .collect();
+            ls_local = LocSet::from_slice(&usable);
+        }
         DataplaneContext {
             key: self.key(),
             aid_local: self.aid_local,

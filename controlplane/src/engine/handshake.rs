@@ -72,6 +72,7 @@ impl Engine {
             last_ccr: None,
             ur_pending: false,
             ur_sent: None,
+            lsl_local_acked: None,
             closing_deadline: None,
             installed: None,
             created: now,
@@ -391,10 +392,18 @@ impl Engine {
                     if ctx.state == State::UrSent {
                         ctx.state = State::Established;
                     }
-                    if let Some((lsr, local)) = ctx.ur_sent.take() {
+                    if let Some((lsr, local, lsl)) = ctx.ur_sent.take() {
                         ctx.ur_pending |= local;
                         ctx.peer_may_hold(lsr);
+                        // The peer holds the old Lsl(local) or this one: send only from
+                        // locators in both.
+                        if let Some(acked) = ctx.lsl_local_acked.as_mut() {
+                            let both: Vec<Ipv6Addr> =
+                                acked.iter().filter(|l| lsl.contains(l)).copied().collect();
+                            *acked = LocSet::from_slice(&both);
+                        }
                     }
+                    self.sync(id, out);
                 }
                 RetxKind::Close => self.discard(id, now, out),
             }

@@ -74,7 +74,7 @@ impl Engine {
             State::Closing => return,
         }
         let lsr = ctx.lsr_peer.clone().unwrap_or_else(|| ctx.accept_peer());
-        ctx.ur_sent = Some((lsr, ctx.ur_pending));
+        ctx.ur_sent = Some((lsr, ctx.ur_pending, ctx.lsl_local.clone()));
         ctx.ur_pending = false;
         ctx.state = State::UrSent;
         ctx.nonce = self.rng.next_u64();
@@ -90,9 +90,12 @@ impl Engine {
         let (src, dst) = rotate(&ctx.request_destinations(), &ctx.request_sources(), attempt)?;
         // Lsr(receiver): our DNS view of the peer; before we have one, the peer's own Lsl
         // (no reduction).
-        let lsr = match &ctx.ur_sent {
-            Some((lsr, _)) => lsr.clone(),
-            None => ctx.lsr_peer.clone().unwrap_or_else(|| ctx.accept_peer()),
+        let (lsr, lsl) = match &ctx.ur_sent {
+            Some((lsr, _, lsl)) => (lsr.clone(), lsl.clone()),
+            None => (
+                ctx.lsr_peer.clone().unwrap_or_else(|| ctx.accept_peer()),
+                ctx.lsl_local.clone(),
+            ),
         };
         Some((
             src,
@@ -105,7 +108,7 @@ impl Engine {
                     aid_receiver: ctx.aid_peer,
                     flow_label_sender: ctx.f_local,
                     flow_label_receiver: f_peer,
-                    lsl_sender: ctx.lsl_local.to_vec(),
+                    lsl_sender: lsl.to_vec(),
                     lsr_receiver: lsr.to_vec(),
                 }),
                 piggyback: None,
@@ -292,14 +295,17 @@ impl Engine {
         }
         ctx.state = State::Established;
         ctx.last_rx = now;
-        if let Some((lsr, _)) = ctx.ur_sent.take() {
+        if let Some((lsr, _, lsl)) = ctx.ur_sent.take() {
             // The peer applied this UR and ignores late copies of earlier URs and CONFs, so
             // the other possibilities are gone.
             ctx.lsr_peer_told = Some(lsr);
             ctx.lsr_peer_maybe.clear();
+            // It holds this Lsl(local) now: data may leave from its new locators.
+            ctx.lsl_local_acked = Some(lsl);
         }
         let t = ctx.retx.take().map(|r| r.timer);
         self.cancel_timer(t, out);
+        self.sync(id, out);
         self.maybe_send_ur(id, now, out);
     }
 
@@ -337,6 +343,10 @@ impl Engine {
             let lsl = self.announced_lsl(host, aid);
             if let Some(ctx) = self.contexts.get_mut(&id) {
                 if ctx.lsl_local != lsl {
+                    // What the peer got in the handshake, until an UR is acknowledged.
+                    if ctx.lsl_local_acked.is_none() {
+                        ctx.lsl_local_acked = Some(ctx.lsl_local.clone());
+                    }
                     for l in ctx.lsl_local.iter().filter(|l| !lsl.contains(l)) {
                         ctx.lsl_local_withdrawn.insert(*l);
                     }

@@ -9,7 +9,7 @@ use dpdk_bindings::{free_bulk, Mbuf, Mempool, RxQueue, TxQueue};
 use proto::config::PollingMode;
 
 use crate::contexts::datapath::M6Event;
-use crate::neighbor::NeighborEvent;
+use crate::control::WorkerEvent;
 use crate::pipeline::{Next, Pipeline};
 
 /// Packets per RX burst; also the pipeline's batch size.
@@ -38,7 +38,7 @@ pub struct WorkerPlan {
     pub control: Receiver<ControlMsg>,
     /// Neighbor events for the control thread (bounded: a full channel loses the event,
     /// counted, rather than block or allocate; the next packet asks again).
-    pub events: Sender<NeighborEvent>,
+    pub events: Sender<WorkerEvent>,
     /// M6 reports for the control plane (bounded the same way).
     pub m6_events: Sender<M6Event>,
     /// The clock every worker and the control thread share (neighbor timers compare

@@ -49,6 +49,28 @@ mod field {
     pub const CHECKSUM: usize = 2;
 }
 
+/// A whole IPv6 packet carrying ICMPv6 message `msg` (type first, checksum filled) from
+/// `src` to `dst` with `hop_limit`: what the control thread originates (health probes,
+/// Router Advertisements).
+pub fn packet(src: [u8; 16], dst: [u8; 16], hop_limit: u8, msg: &[u8]) -> Vec<u8> {
+    let mut p = vec![0u8; super::ipv6::HEADER_LEN + msg.len()];
+    let repr = super::ipv6::Repr {
+        src,
+        dst,
+        next_header: proto::ICMPV6,
+        payload_len: u16::try_from(msg.len()).unwrap_or(u16::MAX),
+        hop_limit,
+    };
+    repr.emit(&mut p);
+    if let Some(m) = p.get_mut(super::ipv6::HEADER_LEN..) {
+        m.copy_from_slice(msg);
+        if let Ok(mut m) = Message::new_checked(m) {
+            m.fill_checksum(&src, &dst);
+        }
+    }
+    p
+}
+
 /// A view of an ICMPv6 message (the whole message: the checksum covers all of it).
 #[derive(Debug)]
 pub struct Message<T> {

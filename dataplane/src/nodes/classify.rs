@@ -67,7 +67,7 @@ reasons! {
         /// itself) runs past the end of the packet.
         ExtHeaderTruncated = "ext_header_truncated",
         MulticastSource = "multicast_source",
-        /// Multicast other than Neighbor Discovery.
+        /// Multicast other than Neighbor Discovery (and Router Solicitations on the LAN).
         MulticastNotHandled = "multicast_not_handled",
         /// To be forwarded, but the source is unspecified or loopback.
         BadSource = "bad_source",
@@ -319,6 +319,14 @@ fn inspect(
         // The only multicast the router answers: ND (to a solicited-node group for an NS,
         // all-nodes for an unsolicited NA). The `nd` stage checks the rest.
         if p.is_nd() && p.chain_error.is_none() {
+            return (Some(Class::Nd), Disposition::Local);
+        }
+        // And Router Solicitations on the LAN (to all-routers; the `ra` module checks them).
+        if p.icmp_type == Some(msg_type::ROUTER_SOLICIT)
+            && p.l4_proto == proto::ICMPV6
+            && p.chain_error.is_none()
+            && port.role == Role::Lan
+        {
             return (Some(Class::Nd), Disposition::Local);
         }
         return (Some(class), Drop(DropReason::MulticastNotHandled));

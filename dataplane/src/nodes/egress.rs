@@ -7,8 +7,8 @@
 //! unreachable, code 5 (source address failed ingress/egress policy), so the host's source
 //! address selection moves to a prefix that works.
 //!
-//! For now M6 traffic (rewrite ok or not) takes this path too; the rewriting router and
-//! the proxy come later.
+//! Plain IPv6 and M6 no-rewrite traffic take this path; rewrite-ok M6 and proxied traffic
+//! go by policy (`rewrite`, `proxy_out`, [`crate::policy`]) and fall back to it.
 
 use crate::isp::IspLive;
 use crate::net::addr::Addr;
@@ -28,6 +28,12 @@ reasons! {
         IspLinkDown = "isp_link_down",
         /// The owning ISP's next hop stopped answering Neighbor Discovery.
         IspNextHopDown = "isp_next_hop_down",
+        /// The owning ISP's health probes are not answered (its upstream is dark).
+        IspProbesFailing = "isp_probes_failing",
+        /// The owning ISP flapped and is held withdrawn by dampening.
+        IspDampened = "isp_dampened",
+        /// From a ULA host behind NPTv6, with no word RFC 6296 can adjust.
+        Nptv6Unmappable = "nptv6_unmappable_source",
     }
 }
 
@@ -65,8 +71,7 @@ pub fn select(t: &SiteTables, live: &[IspLive], src: Addr, dst: Addr) -> Decisio
     };
     let state = live.get(isp).copied().unwrap_or(IspLive {
         admin_up: false,
-        link_up: false,
-        next_hop_up: false,
+        ..IspLive::UP
     });
     let reason = if !state.admin_up {
         DropReason::IspAdminDown
@@ -74,6 +79,10 @@ pub fn select(t: &SiteTables, live: &[IspLive], src: Addr, dst: Addr) -> Decisio
         DropReason::IspLinkDown
     } else if !state.next_hop_up {
         DropReason::IspNextHopDown
+    } else if !state.probes_up {
+        DropReason::IspProbesFailing
+    } else if state.suppressed {
+        DropReason::IspDampened
     } else {
         match s.port {
             Some(port) => return Decision::Forward { isp, port },
@@ -99,11 +108,7 @@ mod tests {
     #[test]
     fn by_source_prefix() {
         let t = SiteTables::new(&two_isp_site());
-        let up = IspLive {
-            admin_up: true,
-            link_up: true,
-            next_hop_up: true,
-        };
+        let up = IspLive::UP;
         let mut live = vec![up; 2];
         let dst = a("2001:db8:99::1");
         assert_eq!(

@@ -13,6 +13,8 @@ reasons! {
         NotForSite = "inbound_not_for_site",
         /// The site has no usable LAN port.
         NoLanPort = "no_lan_port",
+        /// To an NPTv6 external address with no word RFC 6296 can adjust.
+        Nptv6Unmappable = "nptv6_unmappable_destination",
     }
 }
 

@@ -1,6 +1,7 @@
-//! Traffic addressed to the router itself: hands Neighbor Discovery to [`super::nd`] and
-//! echo requests to [`super::echo`]; everything else is dropped (the control plane's
-//! punt path comes later).
+//! Traffic addressed to the router itself: hands Neighbor Discovery to [`super::nd`], echo
+//! requests to [`super::echo`], echo replies (health probes' answers) to
+//! [`crate::health`] and Router Solicitations to [`crate::ra`], through the control
+//! thread; M6 control goes to the control plane before this; everything else is dropped.
 
 use super::classify::Parsed;
 use crate::net::addr;
@@ -13,6 +14,14 @@ reasons! {
         /// To one of the router's addresses, but nothing here answers it (TCP, UDP, other
         /// ICMPv6, fragments: the router does not reassemble).
         ToRouterUnhandled = "to_router_unhandled",
+        /// A Router Solicitation that RFC 4861 section 6.1.1 discards, or one on a router
+        /// that sends no advertisements.
+        BadRouterSolicitation = "bad_router_solicitation",
+        /// An echo reply that answers no health probe.
+        EchoReplyNotOurs = "echo_reply_not_ours",
+        /// A report for the control thread (probe reply, solicitation) over the burst's
+        /// budget.
+        ReportsOverBudget = "reports_over_budget",
     }
 }
 
@@ -21,6 +30,9 @@ reasons! {
 pub enum Handler {
     Nd,
     Echo,
+    /// An echo reply: perhaps a health probe's answer.
+    EchoReply,
+    RouterSolicitation,
 }
 
 pub fn dispatch(p: &Parsed) -> Result<Handler, DropReason> {
@@ -31,6 +43,8 @@ pub fn dispatch(p: &Parsed) -> Result<Handler, DropReason> {
     match p.icmp_type {
         Some(msg_type::NEIGHBOR_SOLICIT | msg_type::NEIGHBOR_ADVERT) => Ok(Handler::Nd),
         Some(msg_type::ECHO_REQUEST) if !addr::is_multicast(p.dst) => Ok(Handler::Echo),
+        Some(msg_type::ECHO_REPLY) if !addr::is_multicast(p.dst) => Ok(Handler::EchoReply),
+        Some(msg_type::ROUTER_SOLICIT) => Ok(Handler::RouterSolicitation),
         _ => Err(DropReason::ToRouterUnhandled),
     }
 }
@@ -54,6 +68,8 @@ mod tests {
         assert_eq!(dispatch(&p), Err(DropReason::ToRouterUnhandled));
         p.fragment = false;
         p.icmp_type = Some(129);
+        assert_eq!(dispatch(&p), Ok(Handler::EchoReply));
+        p.icmp_type = Some(130);
         assert_eq!(dispatch(&p), Err(DropReason::ToRouterUnhandled));
         p.l4_proto = proto::TCP;
         assert_eq!(dispatch(&p), Err(DropReason::ToRouterUnhandled));

@@ -17,6 +17,7 @@ pub mod icmp_error;
 pub mod inbound;
 pub mod local;
 pub mod nd;
+pub mod nptv6;
 pub mod proxy_in;
 pub mod proxy_out;
 pub mod reassembly;

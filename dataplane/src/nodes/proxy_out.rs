@@ -21,7 +21,7 @@ use super::classify::Parsed;
 use super::rewrite;
 use crate::buf::PacketBuf;
 use crate::contexts::Context;
-use crate::isp::IspLive;
+use crate::isp::IspView;
 use crate::net::addr::{self, Addr};
 use crate::net::ipv6;
 use crate::site::SiteTables;
@@ -42,33 +42,27 @@ pub struct Translated {
     pub dst: Addr,
 }
 
-/// The ISP and source locator for a packet of `ctx`: a hash of the context (AIDs and
-/// F(peer), not the host's flow) over the usable ISPs whose prefix holds one of its
-/// Ls(local), so a context keeps one source locator while its ISP is usable (a changing
-/// source would make the peer switch Lp(peer) back and forth, 7.11 step 3c); `None` when
-/// none is usable. `_flow` is kept for a future per-flow policy (the health issue).
-pub fn pick(
-    t: &SiteTables,
-    live: &[IspLive],
-    ctx: &Context,
-    dst: Addr,
-    flow: u32,
-) -> Option<(usize, Addr)> {
-    let candidates = || {
-        ctx.ls_local.iter().filter_map(|l| {
-            let isp = t.isp_owning(l)?;
-            let ok = live.get(isp).is_some_and(|s| s.usable())
-                && t.isps.get(isp).is_some_and(|s| s.port.is_some());
-            ok.then_some((isp, l))
-        })
-    };
-    let n = candidates().count();
-    if n == 0 {
-        return None;
-    }
-    let _ = (dst, flow);
+/// The ISP and source locator for a packet of `ctx` to `dst` (the peer's AID): the
+/// policy's choice ([`crate::policy`]) among the eligible ISPs whose prefix holds one of
+/// its Ls(local), hashed on the context (AIDs and F(peer)) rather than the host's flow, so
+/// a context keeps one source locator while its ISP is eligible (a changing source would
+/// make the peer switch Lp(peer) back and forth, 7.11 step 3c); `None` when none is.
+pub fn pick(t: &SiteTables, isps: &IspView, ctx: &Context, dst: Addr) -> Option<(usize, Addr)> {
+    let owned = ctx
+        .ls_local
+        .iter()
+        .filter_map(|l| t.isp_owning(l))
+        .filter(|&i| i < crate::policy::MAX_ISPS)
+        .fold(0u64, |m, i| m | 1 << i);
     let h = rewrite::flow_hash(ctx.aid_local(), ctx.aid_peer(), ctx.f_peer);
-    candidates().nth((h % n as u64) as usize)
+    let isp = isps
+        .policy
+        .choose(isps.eligible & t.wired_isps & owned, dst, h)?;
+    let l = ctx
+        .ls_local
+        .iter()
+        .find(|&l| t.isp_owning(l) == Some(isp))?;
+    Some((isp, l))
 }
 
 /// Octets translation adds to a packet whose upper layer (after Hop-by-Hop) is `ulp`: 8
@@ -256,28 +250,14 @@ mod tests {
     fn pick_follows_usable_isps() {
         let t = SiteTables::new(&two_isp_site());
         let c = ctx();
-        let up = IspLive {
-            admin_up: true,
-            link_up: true,
-            next_hop_up: true,
-        };
-        let down = IspLive {
-            link_up: false,
-            ..up
-        };
-        // One context keeps one locator, whatever the flow (7.11 step 3c at the peer).
-        let (isp, src) = pick(&t, &[up, up], &c, c.aid_peer(), 0).unwrap();
+        let v = |up: [bool; 2]| -> IspView { isp_view(&two_isp_site(), &up) };
+        // One context keeps one locator (7.11 step 3c at the peer).
+        let (isp, src) = pick(&t, &v([true, true]), &c, c.aid_peer()).unwrap();
         assert_eq!(t.isp_owning(src), Some(isp));
-        for flow in 1..32 {
-            assert_eq!(
-                pick(&t, &[up, up], &c, c.aid_peer(), flow),
-                Some((isp, src))
-            );
-        }
         assert_eq!(
-            pick(&t, &[down, up], &c, c.aid_peer(), 3),
+            pick(&t, &v([false, true]), &c, c.aid_peer()),
             Some((1, a("2001:db8:2:1::10")))
         );
-        assert_eq!(pick(&t, &[down, down], &c, c.aid_peer(), 3), None);
+        assert_eq!(pick(&t, &v([false, false]), &c, c.aid_peer()), None);
     }
 }

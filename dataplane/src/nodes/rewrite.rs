@@ -5,9 +5,10 @@
 //! by locator rewriting when the rewrite ok bit is set", section 11) and the peer learns a
 //! source locator that works for return traffic (section 4.4).
 //!
-//! - The ISP is picked by a hash of the flow (source, destination, flow label) over the
-//!   usable ISPs, so one flow stays on one ISP while it is usable and moves only when it
-//!   fails (the health issue adds weights and rules).
+//! - The ISP is picked by the policy ([`crate::policy`]: rules on the destination, then a
+//!   weighted hash of the flow: source, destination, flow label) over the eligible ISPs,
+//!   so one flow stays on one ISP while it is eligible and moves only when it fails or is
+//!   drained.
 //! - The new source keeps everything after the new ISP's prefix length (subnet and
 //!   interface id) and takes the ISP's prefix before it.
 //! - M6 data needs no checksum change: upper-layer checksums are computed over the AIDs,
@@ -18,7 +19,7 @@
 
 use super::classify::Parsed;
 use crate::buf::PacketBuf;
-use crate::isp::IspLive;
+use crate::isp::IspView;
 use crate::net::addr::{self, Addr};
 use crate::net::checksum;
 use crate::net::ipv6::proto;
@@ -47,19 +48,12 @@ pub fn flow_label(ip: &[u8]) -> u32 {
     }
 }
 
-/// The ISP a rewrite-ok flow leaves through: a hash of (source, destination, flow label)
-/// over the usable ISPs in configuration order; `None` when none is usable.
+/// The ISP a rewrite-ok flow leaves through: the policy's choice for (source,
+/// destination, flow label) among the eligible ISPs; `None` when it leaves none.
 #[inline]
-pub fn pick(t: &SiteTables, live: &[IspLive], src: Addr, dst: Addr, flow: u32) -> Option<usize> {
-    let usable = |i: usize| {
-        live.get(i).is_some_and(|l| l.usable()) && t.isps.get(i).is_some_and(|s| s.port.is_some())
-    };
-    let n = (0..t.isps.len()).filter(|&i| usable(i)).count();
-    if n == 0 {
-        return None;
-    }
-    let k = (flow_hash(src, dst, flow) % n as u64) as usize;
-    (0..t.isps.len()).filter(|&i| usable(i)).nth(k)
+pub fn pick(t: &SiteTables, isps: &IspView, src: Addr, dst: Addr, flow: u32) -> Option<usize> {
+    isps.policy
+        .choose(isps.eligible & t.wired_isps, dst, flow_hash(src, dst, flow))
 }
 
 /// A hash of a flow (source, destination, flow label) that picks its egress ISP: stable
@@ -102,14 +96,8 @@ mod tests {
     use crate::nodes::classify::classify;
     use crate::testpkt::*;
 
-    fn live(up: [bool; 2]) -> Vec<IspLive> {
-        up.iter()
-            .map(|&u| IspLive {
-                admin_up: u,
-                link_up: true,
-                next_hop_up: true,
-            })
-            .collect()
+    fn live(up: [bool; 2]) -> IspView {
+        isp_view(&two_isp_site(), &up)
     }
 
     #[test]

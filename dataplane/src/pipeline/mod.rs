@@ -28,7 +28,7 @@ mod originate;
 use crate::buf::PacketBuf;
 use crate::contexts::datapath::{ContextReader, M6Event};
 use crate::contexts::Context;
-use crate::control::WorkerTables;
+use crate::control::{WorkerEvent, WorkerTables};
 use crate::isp::IspTable;
 use crate::neighbor::datapath::{Hold, HoldMeta, HoldQueue, Lookup, Resolver};
 use crate::neighbor::{NeighborEvent, Trigger};
@@ -37,12 +37,13 @@ use crate::nodes::classify::{self, Disposition, Parsed};
 use crate::nodes::icmp_error::{self, Kind, TokenBucket};
 use crate::nodes::reassembly::{self, Reassembler};
 use crate::nodes::{
-    adjacency, cc_answer, echo, egress, exthdr, inbound, local, nd, proxy_in, proxy_out, rewrite,
-    DropCause, PipelineDrop,
+    adjacency, cc_answer, echo, egress, exthdr, inbound, local, nd, nptv6, proxy_in, proxy_out,
+    rewrite, DropCause, PipelineDrop,
 };
 use crate::site::{Role, Site, SiteTables};
 use crate::stats::Counters;
 use crate::tables::Reader;
+use crate::{health, ra};
 
 /// Longest burst processed in one pass; longer slices are processed in chunks.
 pub const MAX_BURST: usize = 256;
@@ -186,6 +187,26 @@ pub struct Pipeline {
     datagrams: Vec<(usize, [u8; 6], Vec<u8>)>,
     /// Identification of the next packet the router fragments.
     frag_id: u32,
+    /// Reports for the control thread other than neighbor evidence (probe replies, router
+    /// solicitations), at most [`MAX_LOCAL_REPORTS`] per burst.
+    reports: Vec<WorkerEvent>,
+    /// NPTv6 mappings (empty unless configured).
+    nptv6: Vec<nptv6::Mapping>,
+}
+
+/// Probe replies and router solicitations one burst reports at most (a flood of them
+/// costs counted drops, not the control thread's time).
+pub const MAX_LOCAL_REPORTS: usize = 8;
+
+/// Queues a report for the control thread within the burst's budget.
+fn report(reports: &mut Vec<WorkerEvent>, counters: &mut Counters, e: WorkerEvent) {
+    if reports.len() < MAX_LOCAL_REPORTS {
+        reports.push(e);
+    } else {
+        counters
+            .drop
+            .count(DropCause::Local(local::DropReason::ReportsOverBudget));
+    }
 }
 
 #[inline]
@@ -232,6 +253,8 @@ impl Pipeline {
                 h.write_usize(site.ports.len());
                 h.finish() as u32
             },
+            reports: Vec::with_capacity(MAX_LOCAL_REPORTS),
+            nptv6: nptv6::mappings(&site),
             site,
         }
     }
@@ -413,8 +436,9 @@ impl Pipeline {
                                 let s = self.tables.isps.get(isp)?;
                                 (s.port != Some(rx)).then_some((isp, s.port?))
                             });
-                            let usable =
-                                |isp: usize| self.isps.get().0.get(isp).is_some_and(|l| l.usable());
+                            let usable = |isp: usize| {
+                                self.isps.get().0.live.get(isp).is_some_and(|l| l.usable())
+                            };
                             match owner {
                                 Some((isp, _)) if toward_internet && !usable(isp) => {
                                     self.counters
@@ -431,6 +455,50 @@ impl Pipeline {
                             }
                         }
                         Err(r) => self.counters.drop.count(DropCause::Echo(r)),
+                    }
+                }
+                Ok(local::Handler::EchoReply) => {
+                    let msg = b.data().get(p.l4()..p.end()).unwrap_or(&[]);
+                    let word =
+                        |i: usize| msg.get(i..i + 2).map(|w| u16::from_be_bytes([w[0], w[1]]));
+                    match (word(4), word(6)) {
+                        (Some(ident), Some(seq))
+                            if health::is_probe_reply(ident, self.tables.isps.len()) =>
+                        {
+                            self.counters.local_consumed += 1;
+                            let e = WorkerEvent::EchoReply {
+                                src: p.src,
+                                dst: p.dst,
+                                ident,
+                                seq,
+                            };
+                            report(&mut self.reports, &mut self.counters, e);
+                        }
+                        _ => self
+                            .counters
+                            .drop
+                            .count(DropCause::Local(local::DropReason::EchoReplyNotOurs)),
+                    }
+                }
+                Ok(local::Handler::RouterSolicitation) => {
+                    match ra::check_solicitation(b, &p) {
+                        Ok(sll) if self.site.ra.is_some() && port.role == Role::Lan => {
+                            self.counters.local_consumed += 1;
+                            if let Some(mac) = sll {
+                                // Section 6.2.6: the neighbor cache learns the solicitor.
+                                self.resolver.report(NeighborEvent::Solicitation {
+                                    port: rx as u16,
+                                    src: p.src,
+                                    mac,
+                                });
+                            }
+                            let e = WorkerEvent::RouterSolicitation;
+                            report(&mut self.reports, &mut self.counters, e);
+                        }
+                        _ => self
+                            .counters
+                            .drop
+                            .count(DropCause::Local(local::DropReason::BadRouterSolicitation)),
                     }
                 }
                 Ok(local::Handler::Nd) => match nd::input(b, &p, port, rx, &mut self.counters.nd) {
@@ -475,9 +543,7 @@ impl Pipeline {
                 let ctx: Option<Context> = self.contexts.table().by_aids(src, dst).copied();
                 match ctx {
                     Some(c) if c.transmit && c.f_peer != 0 => {
-                        let flow = rewrite::flow_label(b.data().get(slot.p.l3()..).unwrap_or(&[]));
-                        let live = &self.isps.get().0;
-                        let picked = proxy_out::pick(&self.tables, live, &c, dst, flow);
+                        let picked = proxy_out::pick(&self.tables, &self.isps.get().0, &c, dst);
                         let lp = self.contexts.lp_peer(&c);
                         let port = picked.and_then(|(isp, _)| self.tables.isps.get(isp)?.port);
                         if let (Some((isp, from)), Some(lp), Some(port)) = (picked, lp, port) {
@@ -557,7 +623,44 @@ impl Pipeline {
                 }
                 self.counters.rewrite.no_usable_isp += 1;
             }
-            match egress::select(&self.tables, &self.isps.get().0, slot.p.src, slot.p.dst) {
+            // A ULA host behind NPTv6: its prefix translated to an eligible ISP's.
+            if !self.nptv6.is_empty() && !self.tables.in_site(slot.p.dst) {
+                let flow = rewrite::flow_label(b.data().get(slot.p.l3()..).unwrap_or(&[]));
+                let (src, dst) = (slot.p.src, slot.p.dst);
+                let view = &self.isps.get().0;
+                match nptv6::outbound(&self.nptv6, view, self.tables.wired_isps, src, dst, flow) {
+                    Some(Ok((isp, new))) => {
+                        let port = self.tables.isps.get(isp).and_then(|s| s.port);
+                        if let Some(port) = port {
+                            if nptv6::set_address(b, slot.p.l3() + 8, new) {
+                                self.counters.nptv6.translated_out += 1;
+                                if self.tables.on_link(lan, src) {
+                                    self.resolver.talked(lan, src, now);
+                                }
+                                slot.p.src = new;
+                                slot.out_port = port;
+                                slot.hop = Hop::Isp(isp);
+                                self.frames.adjacency.push(i);
+                                continue;
+                            }
+                        }
+                    }
+                    Some(Err(())) => {
+                        self.counters.nptv6.unmappable += 1;
+                        self.counters
+                            .drop
+                            .count(DropCause::Egress(egress::DropReason::Nptv6Unmappable));
+                        continue;
+                    }
+                    None => {}
+                }
+            }
+            match egress::select(
+                &self.tables,
+                &self.isps.get().0.live,
+                slot.p.src,
+                slot.p.dst,
+            ) {
                 egress::Decision::Forward { isp, port } => {
                     // A host that talks gets resolved ahead of any scan (RFC 6583 section
                     // 7.1); only a source that can be on the LAN (a spoofed one must not
@@ -595,6 +698,29 @@ impl Pipeline {
             };
             match inbound::select(&self.tables, slot.p.dst) {
                 inbound::Decision::Forward { lan_port } => {
+                    // To a ULA host behind NPTv6: its internal address back.
+                    if !self.nptv6.is_empty() {
+                        match nptv6::inbound(&self.nptv6, slot.p.dst) {
+                            Some(Ok(internal)) => {
+                                if !nptv6::set_address(b, slot.p.l3() + 24, internal) {
+                                    self.counters
+                                        .drop
+                                        .count(DropCause::Pipeline(PipelineDrop::InternalError));
+                                    continue;
+                                }
+                                self.counters.nptv6.translated_in += 1;
+                                slot.p.dst = internal;
+                            }
+                            Some(Err(())) => {
+                                self.counters.nptv6.unmappable += 1;
+                                self.counters.drop.count(DropCause::Inbound(
+                                    inbound::DropReason::Nptv6Unmappable,
+                                ));
+                                continue;
+                            }
+                            None => {}
+                        }
+                    }
                     if let Some(c) = inbound::isp_of(&self.tables, rx, slot.p.dst)
                         .and_then(|isp| self.counters.isp_rx.get_mut(isp))
                     {
@@ -628,7 +754,7 @@ impl Pipeline {
                                 // Back through the ISP that owns the CC's source, whose
                                 // ingress filter accepts it (seed 000 section 5.1).
                                 let usable = |isp: usize| {
-                                    self.isps.get().0.get(isp).is_some_and(|l| l.usable())
+                                    self.isps.get().0.live.get(isp).is_some_and(|l| l.usable())
                                 };
                                 let owner = self
                                     .tables
@@ -937,9 +1063,14 @@ impl Pipeline {
         self.contexts.drain_events(out);
     }
 
-    /// Hands every neighbor event for the control thread to `out`, and forgets them.
-    pub fn drain_events(&mut self, out: &mut impl FnMut(NeighborEvent)) {
-        self.resolver.drain_events(out);
+    /// Hands every report for the control thread (neighbor evidence, probe replies,
+    /// router solicitations) to `out`, and forgets them.
+    pub fn drain_events(&mut self, out: &mut impl FnMut(WorkerEvent)) {
+        self.resolver
+            .drain_events(&mut |e| out(WorkerEvent::Neighbor(e)));
+        for e in self.reports.drain(..) {
+            out(e);
+        }
     }
 
     /// Counts a frame the io layer dropped before the pipeline because it is a chained
@@ -969,7 +1100,7 @@ impl Pipeline {
 
     /// Whether ISP `isp` would carry traffic now, as this worker sees it.
     pub fn isp_usable(&self, isp: usize) -> bool {
-        self.isps.get().0.get(isp).is_some_and(|s| s.usable())
+        self.isps.get().0.live.get(isp).is_some_and(|s| s.usable())
     }
 
     /// This worker's counters.
@@ -1064,11 +1195,11 @@ mod tests {
         pl.drain_events(&mut |e| ev.push(e));
         assert_eq!(
             ev,
-            vec![NeighborEvent::Solicitation {
+            vec![WorkerEvent::Neighbor(NeighborEvent::Solicitation {
                 port: 0,
                 src: addr::from_std(&ip("fe80::10")),
                 mac: HOST_MAC
-            }]
+            })]
         );
     }
 

@@ -73,7 +73,11 @@ impl Pipeline {
                     Err(r) => self.counters.drop.count(DropCause::Echo(r)),
                 }
             }
-            Ok(local::Handler::Nd) | Err(_) => self
+            // ND and RS must not be fragmented (RFC 6980); probe replies are small.
+            Ok(
+                local::Handler::Nd | local::Handler::EchoReply | local::Handler::RouterSolicitation,
+            )
+            | Err(_) => self
                 .counters
                 .drop
                 .count(DropCause::Local(local::DropReason::ToRouterUnhandled)),

@@ -3,6 +3,8 @@
 //! Shared by `lab_e2e.rs` and `lab_conformance.rs`.
 #![allow(dead_code)]
 
+pub mod twosite;
+
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};

@@ -15,6 +15,12 @@ use serde::Deserialize;
 
 use crate::prefix::Ipv6Prefix;
 
+mod policy;
+pub use policy::{
+    DampeningConfig, HealthConfig, Nptv6Config, PolicyAction, PolicyRule, RaConfig, DEFAULT_WEIGHT,
+};
+use policy::{RawHealth, RawNptv6, RawPolicyRule, RawRa};
+
 /// A configuration refusal: `file: field: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -97,6 +103,12 @@ struct RawConfig {
     proxy: Option<RawProxy>,
     #[serde(default)]
     channel: Option<RawChannel>,
+    #[serde(default)]
+    health: Option<RawHealth>,
+    #[serde(default)]
+    policy: Vec<RawPolicyRule>,
+    #[serde(default)]
+    router_advertisements: Option<RawRa>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,7 +170,7 @@ struct RawPort {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawIsp {
+pub(crate) struct RawIsp {
     name: String,
     port: String,
     prefix: String,
@@ -167,6 +179,12 @@ struct RawIsp {
     next_hop_mac: Option<String>,
     #[serde(default)]
     admin: Option<String>,
+    #[serde(default)]
+    weight: Option<u32>,
+    #[serde(default)]
+    pub(crate) beacons: Vec<String>,
+    #[serde(default)]
+    pub(crate) nptv6: Option<RawNptv6>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -260,6 +278,14 @@ pub struct IspConfig {
     /// A static MAC for the next hop; when `None` it is resolved by Neighbor Discovery.
     pub next_hop_mac: Option<[u8; 6]>,
     pub admin_up: bool,
+    /// Share of rewritable and proxied flows this ISP carries against the others' weights
+    /// ([`DEFAULT_WEIGHT`] unless configured; 0: only when no weighted ISP is healthy).
+    pub weight: u32,
+    /// Addresses beyond the ISP that health probes (ICMPv6 echo) go to through it; empty:
+    /// no probes, health from carrier and next hop only.
+    pub beacons: Vec<Ipv6Addr>,
+    /// RFC 6296 prefix translation for ULA hosts through this ISP (off unless configured).
+    pub nptv6: Option<Nptv6Config>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -308,6 +334,12 @@ pub struct DataplaneConfig {
     pub proxy_prefixes: Vec<Ipv6Prefix>,
     /// The Unix socket the dataplane listens on for `m6-controlplane`.
     pub channel: ChannelConfig,
+    /// How ISP health probes run (used for ISPs with `beacons`).
+    pub health: HealthConfig,
+    /// Traffic-engineering rules for rewritable and proxied traffic, first match wins.
+    pub policy: Vec<PolicyRule>,
+    /// Router Advertisements on the LAN; `None`: the router sends none.
+    pub router_advertisements: Option<RaConfig>,
 }
 
 /// Where the dataplane <-> control-plane channel lives.
@@ -561,6 +593,16 @@ impl DataplaneConfig {
                     ))
                 }
             };
+            let weight = s.weight.unwrap_or(DEFAULT_WEIGHT);
+            if weight > policy::MAX_WEIGHT {
+                return Err(err(
+                    field("weight"),
+                    format!(
+                        "expected a weight from 0 to {}, found {weight}",
+                        policy::MAX_WEIGHT
+                    ),
+                ));
+            }
             isps.push(IspConfig {
                 name: s.name.clone(),
                 port,
@@ -568,6 +610,9 @@ impl DataplaneConfig {
                 next_hop,
                 next_hop_mac,
                 admin_up,
+                weight,
+                beacons: Vec::new(),
+                nptv6: None,
             });
         }
 
@@ -810,6 +855,19 @@ impl DataplaneConfig {
             }
         };
 
+        policy::isp_extras(
+            &raw.isps,
+            &mut isps,
+            &ports,
+            lan_port,
+            &proxy_prefixes,
+            &err,
+        )?;
+        let health = policy::health(raw.health.as_ref(), &err)?;
+        let policy = policy::rules(&raw.policy, &isps, &err)?;
+        let router_advertisements =
+            policy::router_advertisements(raw.router_advertisements.as_ref(), &err)?;
+
         Ok(DataplaneConfig {
             eal_args: raw.eal.args,
             mempool_mbufs,
@@ -826,6 +884,9 @@ impl DataplaneConfig {
             nd,
             proxy_prefixes,
             channel,
+            health,
+            policy,
+            router_advertisements,
         })
     }
 }
@@ -892,7 +953,7 @@ fn is_pci_address(s: &str) -> bool {
     domain.is_none_or(|d| hex(d, 4)) && hex(bus, 2) && hex(dev, 2) && hex(func, 1)
 }
 
-fn parse_unicast(s: &str) -> Result<Ipv6Addr, String> {
+pub(crate) fn parse_unicast(s: &str) -> Result<Ipv6Addr, String> {
     let addr: Ipv6Addr = s
         .trim()
         .parse()
@@ -1121,6 +1182,114 @@ polling: { mode: adaptive, max_idle_sleep_us: 50 }
         assert!(e
             .to_string()
             .starts_with("/nonexistent/m6.yaml: cannot read the file"));
+    }
+    const TE: &str = r#"
+health:
+  interval_ms: 2000
+  timeout_ms: 200
+  down_after: 3
+  up_after: 2
+  dampening: { penalty: 1000, suppress: 2000, reuse: 750, half_life_s: 5, max_suppress_s: 15 }
+policy:
+  - { prefix: "2001:db8:3::/48", action: only, isps: [isp2] }
+  - { prefix: "2001:db8::/32", action: avoid, isps: [isp1] }
+router_advertisements:
+  interval_s: 30
+  rdnss: ["2001:db8:53::1"]
+"#;
+
+    fn with_te(isp_extra: &str) -> String {
+        GOOD.replace(
+            "next_hop: \"2001:db8:ff01::1\" }",
+            &format!("next_hop: \"2001:db8:ff01::1\"{isp_extra} }}"),
+        ) + TE
+    }
+
+    #[test]
+    fn health_policy_advertisements_and_nptv6_are_read() {
+        let c = load(&with_te(
+            ", weight: 3, beacons: [\"2001:db8:ee::100\"], \
+             nptv6: { internal: \"fd00:a::/48\", external: \"2001:db8:9::/48\" }",
+        ));
+        // /48 external must sit under the /48 ISP prefix: this one does not fit.
+        let e = c.unwrap_err().to_string();
+        assert!(
+            e.contains("isps[0].nptv6.external: expected a prefix inside"),
+            "{e}"
+        );
+        let c = load(&with_te(
+            ", weight: 3, beacons: [\"2001:db8:ee::100\"], \
+             nptv6: { internal: \"fd00:a:0:1::/64\", external: \"2001:db8:1:f1::/64\" }",
+        ))
+        .unwrap();
+        assert_eq!((c.isps[0].weight, c.isps[1].weight), (3, DEFAULT_WEIGHT));
+        assert_eq!(
+            c.isps[0].beacons,
+            vec!["2001:db8:ee::100".parse::<Ipv6Addr>().unwrap()]
+        );
+        assert!(c.isps[0].nptv6.is_some());
+        assert_eq!(c.health.interval_ms, 2000);
+        assert_eq!(c.health.dampening.half_life_ms, 5000);
+        assert_eq!(c.policy.len(), 2);
+        assert_eq!(c.policy[0].action, PolicyAction::Only);
+        assert_eq!(c.policy[0].isps, vec![1]);
+        let ra = c.router_advertisements.unwrap();
+        assert_eq!(
+            (ra.interval_s, ra.router_lifetime_s, ra.rdnss_lifetime_s),
+            (30, 90, 90)
+        );
+    }
+
+    #[test]
+    fn bad_health_policy_and_advertisements_are_named() {
+        for (edit, want) in [
+            (
+                ("timeout_ms: 200", "timeout_ms: 2000"),
+                "health.timeout_ms: expected less than",
+            ),
+            (
+                ("isps: [isp2]", "isps: [isp7]"),
+                "policy[0].isps[0]: expected one of the ISPs",
+            ),
+            (
+                ("action: only", "action: never"),
+                "policy[0].action: expected prefer, avoid or only",
+            ),
+            (
+                ("interval_s: 30", "interval_s: 2"),
+                "router_advertisements.interval_s: expected 4 to 1800",
+            ),
+            (
+                ("reuse: 750", "reuse: 5000"),
+                "health.dampening.reuse: expected less than",
+            ),
+        ] {
+            let e = refusal(&with_te("").replace(edit.0, edit.1));
+            assert!(e.contains(want), "{e}");
+        }
+        let e = refusal(&with_te(", beacons: [\"2001:db8:1:5::1\"]"));
+        assert!(
+            e.contains("isps[0].beacons[0]: expected an address beyond the site"),
+            "{e}"
+        );
+        let e = refusal(&with_te(", weight: 5000"));
+        assert!(
+            e.contains("isps[0].weight: expected a weight from 0 to 1000"),
+            "{e}"
+        );
+        // Probes need a router address under the ISP's prefix to come from.
+        let e = refusal(
+            &with_te("")
+                .replace(
+                    "next_hop: \"2001:db8:ff02::1\",",
+                    "next_hop: \"2001:db8:ff02::1\", beacons: [\"2001:db8:ee::1\"],",
+                )
+                .replace("\"2001:db8:2:1::1\"", "\"2001:db8:9:1::1\""),
+        );
+        assert!(
+            e.contains("isps[1].beacons: expected the router to have an address"),
+            "{e}"
+        );
     }
 }
 
