@@ -30,6 +30,10 @@ pub struct ControlplaneConfig {
     /// prefix (any of them can be its AID), and whether its forward and reverse DNS agree.
     #[serde(default)]
     pub hosts: Vec<HostConfig>,
+    /// Where Prometheus scrapes `/metrics` (`crate::metrics`), e.g. `"[::1]:9106"`; absent:
+    /// no metrics endpoint.
+    #[serde(default)]
+    pub metrics_address: Option<std::net::SocketAddr>,
 }
 
 /// Where the admin socket lives unless configured.

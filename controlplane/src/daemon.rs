@@ -88,6 +88,10 @@ pub struct Daemon {
     hosts: Vec<Vec<Ipv6Addr>>,
     /// Prefixes of the ISPs the dataplane reports unusable: (network, length).
     down: HashSet<(Ipv6Addr, u8)>,
+    /// Every metric (`crate::metrics`), served on `metrics_address`.
+    metrics: crate::metrics::Metrics,
+    /// The dataplane's counters as last received (for `m6ctl stats`).
+    dataplane_counters: Vec<(String, u64)>,
     /// The dataplane's last word on each ISP (for `m6ctl isp list`), by index.
     isps: std::collections::BTreeMap<u16, serde_json::Value>,
     start: Instant,
@@ -158,6 +162,11 @@ impl Daemon {
             .resolver_setup()
             .map_err(|e| format!("dns: {}: {}", e.field, e.message))?;
         let dns = DnsService::start(setup, Some(waker)).map_err(|e| format!("dns: {e}"))?;
+        let metrics = crate::metrics::Metrics::new();
+        metrics.birthday(u64::from(birthday));
+        if let Some(addr) = cfg.metrics_address {
+            crate::metrics::serve(addr, metrics.registry())?;
+        }
         let admin = AdminSocket::bind(&cfg.admin_socket)?;
         let fd = admin.listener().as_raw_fd();
         poll.registry()
@@ -176,6 +185,8 @@ impl Daemon {
             hosts: cfg.hosts.iter().map(|h| h.locators.clone()).collect(),
             down: HashSet::new(),
             isps: std::collections::BTreeMap::new(),
+            metrics,
+            dataplane_counters: Vec::new(),
             start: Instant::now(),
             instance: u64::from(birthday) << 32 | u64::from(std::process::id()),
             buf: vec![0; channel::MAX_MESSAGE + 1],
@@ -217,6 +228,12 @@ impl Daemon {
     pub fn turn(&mut self, poll: &mut Poll) {
         while let Some(c) = self.dns.try_recv() {
             let now = self.now();
+            let outcome = match &c.result {
+                crate::engine::dns::DnsResult::Ok { .. } => "ok",
+                crate::engine::dns::DnsResult::Permanent => "permanent",
+                crate::engine::dns::DnsResult::Transient => "transient",
+            };
+            self.metrics.dns_lookup(outcome, c.took);
             let actions = self.engine.handle(
                 Event::Dns {
                     id: c.id,
@@ -230,10 +247,22 @@ impl Daemon {
         self.fire_timers();
         self.publish_responder();
         self.flush(poll);
+        self.update_metrics();
         if let Some(admin) = self.admin.take() {
             admin.serve(|command| self.admin_answer(command));
             self.admin = Some(admin);
         }
+    }
+
+    /// Brings the engine's and the channel's figures into the metrics.
+    fn update_metrics(&mut self) {
+        for took in self.engine.take_handshake_durations() {
+            self.metrics.handshake(took);
+        }
+        let by_state = self.engine.contexts_by_state();
+        self.metrics.engine(self.engine.stats(), &by_state);
+        let connected = self.connected();
+        self.metrics.channel(self.counters.connections, connected);
     }
 
     /// The answer to one admin command (`crate::admin`).
@@ -534,8 +563,18 @@ impl Daemon {
                 drained,
                 cause,
                 rtt_us,
+                probe_rounds,
                 withdrawals,
             } => {
+                self.metrics.isp_state(&crate::metrics::IspSample {
+                    isp,
+                    name: &name,
+                    usable,
+                    drained,
+                    withdrawals,
+                    probe_rounds,
+                    rtt_us,
+                });
                 if self.trace {
                     eprintln!("m6-controlplane: isp {prefix}/{prefix_len} usable {usable}");
                 }
@@ -564,7 +603,11 @@ impl Daemon {
                 }
                 return;
             }
-            // Counters are for metrics (issue 10).
+            Message::Counters { values } => {
+                self.metrics.dataplane_counters(&values);
+                self.dataplane_counters = values;
+                return;
+            }
             _ => return,
         };
         let actions = self.engine.handle(event, now);

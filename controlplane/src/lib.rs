@@ -6,4 +6,5 @@ pub mod config;
 pub mod daemon;
 pub mod dns;
 pub mod engine;
+pub mod metrics;
 pub mod storage;

@@ -25,6 +25,13 @@ pub const CONTEXT_PUBLISH_DEPTH: usize = 8192;
 /// M6 reports held for the control plane at most (beyond: counted and lost).
 pub const MAX_M6_EVENTS: usize = 65_536;
 
+/// A seed for the RA timers' spread (the clock: the RFC asks for spread, not secrecy).
+fn seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+}
+
 /// What a worker reports to the control thread.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WorkerEvent {
@@ -86,37 +93,34 @@ impl Control {
             site: SiteTables::new(site),
             config: site.clone(),
             prober: Prober::new(site),
-            advertiser: Advertiser::new(
-                site,
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(1, |d| d.as_nanos() as u64),
-            ),
+            advertiser: Advertiser::new(site, seed()),
             frames: Vec::new(),
             probes_unsent: 0,
             log: Vec::new(),
         }
     }
 
-    /// Applies what a reload may change without a restart: ISP weights, policy rules,
-    /// health probes and dampening, Router Advertisement settings. The caller has checked
-    /// that nothing else differs.
-    pub fn reconfigure(&mut self, site: &Site) {
+    /// Applies, at `now` (ns), what a reload may change without a restart: ISP weights,
+    /// policy rules, health probes and dampening, Router Advertisement settings. The caller
+    /// has checked that nothing else differs.
+    pub fn reconfigure(&mut self, site: &Site, now: u64) {
         let weights: Vec<u32> = site.isps.iter().map(|s| s.weight).collect();
         self.isps
             .set_policy(&weights, &site.policy, site.health.dampening);
-        self.prober.configure(site);
+        let isps = &self.isps;
+        self.prober
+            .configure(site, &|i| isps.get(i).is_none_or(|l| l.probes_up));
         // An ISP no longer probed is no longer held down by probes.
         for i in 0..site.isps.len() {
             if !self.prober.probed(i) {
-                if let Some(line) = self.isps.set_probes(i, true, 0) {
+                if let Some(line) = self.isps.set_probes(i, true, now) {
                     self.log.push(line);
                 }
             }
         }
         match (&mut self.advertiser, site.ra.is_some()) {
             (Some(a), true) => a.configure(site),
-            (None, true) => self.advertiser = Advertiser::new(site, 0x5eed),
+            (None, true) => self.advertiser = Advertiser::new(site, seed()),
             (_, false) => self.advertiser = None,
         }
         self.config = site.clone();
@@ -357,9 +361,7 @@ impl Control {
         let released = self.isps.tick(now);
         self.log.extend(released);
         if let Some(a) = self.advertiser.as_mut() {
-            let live: Vec<_> = (0..self.site.isps.len())
-                .filter_map(|i| self.isps.get(i))
-                .collect();
+            let live = self.isps.view().live;
             let frames = &mut self.frames;
             a.tick(now, &live, &mut |port, f| frames.push((port, f)));
         }

@@ -11,8 +11,11 @@
 //! [`crate::isp::IspOwner::set_probes`], which withdraws the ISP from every worker at once
 //! and applies flap dampening.
 //!
-//! Datapath side: [`is_probe_reply`] tells a worker which echo replies to report (an
-//! identifier in [`IDENT_BASE`]'s block); the control thread matches them to rounds here.
+//! Datapath side: [`is_probe_reply`] tells a worker which echo replies to report: an
+//! identifier in [`IDENT_BASE`]'s block, the site's random probe cookie as payload (a reply
+//! forged without seeing our probes is dropped there and never reaches the control thread),
+//! and received on that ISP's port. The control thread matches them to rounds here (beacon
+//! as source, the probe's source as destination, the round's sequence number).
 
 use std::net::Ipv6Addr;
 
@@ -27,11 +30,21 @@ pub const IDENT_BASE: u16 = 0x6d00;
 /// Hop limit of a probe.
 pub const PROBE_HOP_LIMIT: u8 = 64;
 
-/// Whether an echo reply with identifier `ident` may answer a probe of one of `isps` ISPs
-/// (what a worker reports to the control thread).
+/// The ISP whose probe an echo reply (ICMPv6 message `msg`, from its type on) received
+/// on port `rx` may answer: its identifier is in the probe block, its payload is the
+/// site's `cookie`, and it came in on that ISP's port (`isp_ports[i]`). What a worker
+/// reports to the control thread; `None`: not a probe's answer.
 #[inline]
-pub fn is_probe_reply(ident: u16, isps: usize) -> bool {
-    ident.wrapping_sub(IDENT_BASE) < u16::try_from(isps).unwrap_or(u16::MAX)
+pub fn is_probe_reply(
+    msg: &[u8],
+    rx: usize,
+    cookie: &[u8; 8],
+    isp_ports: impl Fn(usize) -> Option<usize>,
+) -> Option<(u16, u16)> {
+    let word = |i: usize| msg.get(i..i + 2).map(|w| u16::from_be_bytes([w[0], w[1]]));
+    let (ident, seq) = (word(4)?, word(6)?);
+    let isp = usize::from(ident.wrapping_sub(IDENT_BASE));
+    (msg.get(8..16)? == cookie && isp_ports(isp)? == rx).then_some((ident, seq))
 }
 
 named_counters! {
@@ -48,10 +61,12 @@ named_counters! {
     }
 }
 
-/// One echo request to send: through ISP `isp` (to its next hop), the IPv6 packet.
+/// One echo request to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Probe {
+    /// Through this ISP (to its next hop, whatever the ISP's state).
     pub isp: usize,
+    /// The IPv6 packet, from its fixed header on.
     pub packet: Vec<u8>,
 }
 
@@ -74,12 +89,15 @@ struct IspProbe {
     next: u64,
     /// Round-trip time of the last answered round (ns).
     last_rtt: Option<u64>,
+    /// Rounds answered since the prober started.
+    answered: u64,
 }
 
 /// The probe state of every ISP: a sans-I/O state machine driven by the control thread's
 /// clock (ns) and the echo replies the workers report.
 pub struct Prober {
     cfg: HealthConfig,
+    cookie: [u8; 8],
     isps: Vec<Option<IspProbe>>,
     counters: HealthCounters,
 }
@@ -89,16 +107,18 @@ impl Prober {
     pub fn new(site: &Site) -> Prober {
         let mut p = Prober {
             cfg: site.health,
+            cookie: site.probe_cookie,
             isps: Vec::new(),
             counters: HealthCounters::default(),
         };
-        p.configure(site);
+        p.configure(site, &|_| true);
         p
     }
 
-    /// Takes new beacons and timers (a reload); ISPs whose beacons did not change keep
-    /// their verdict.
-    pub fn configure(&mut self, site: &Site) {
+    /// Takes new beacons and timers (a reload). ISPs whose beacons did not change keep
+    /// their state; one probed anew starts from `verdict(isp)`, the state the ISP owner
+    /// holds, so that a withdrawn ISP is restored by answered rounds as usual.
+    pub fn configure(&mut self, site: &Site, verdict: &dyn Fn(usize) -> bool) {
         self.cfg = site.health;
         let own: Vec<Addr> = site
             .ports
@@ -124,12 +144,13 @@ impl Prober {
                     _ => Some(IspProbe {
                         source,
                         beacons,
-                        up: true,
+                        up: verdict(i),
                         streak: 0,
                         seq: 0,
                         in_flight: None,
                         next: 0,
                         last_rtt: None,
+                        answered: 0,
                     }),
                 }
             })
@@ -149,6 +170,14 @@ impl Prober {
     /// The round-trip time of ISP `isp`'s last answered round, in ns.
     pub fn last_rtt(&self, isp: usize) -> Option<u64> {
         self.isps.get(isp)?.as_ref()?.last_rtt
+    }
+
+    /// Rounds of ISP `isp` answered so far (0 when not probed).
+    pub fn answered(&self, isp: usize) -> u64 {
+        self.isps
+            .get(isp)
+            .and_then(|p| p.as_ref())
+            .map_or(0, |p| p.answered)
     }
 
     pub fn counters(&self) -> &HealthCounters {
@@ -192,8 +221,8 @@ impl Prober {
                 msg[0] = msg_type::ECHO_REQUEST;
                 msg[4..6].copy_from_slice(&ident.to_be_bytes());
                 msg[6..8].copy_from_slice(&p.seq.to_be_bytes());
-                // The payload says what this is to anyone capturing it.
-                msg[8..16].copy_from_slice(b"m6health");
+                // The answer must return it (see `is_probe_reply`).
+                msg[8..16].copy_from_slice(&self.cookie);
                 send(Probe {
                     isp: i,
                     packet: icmpv6::packet(
@@ -243,6 +272,7 @@ impl Prober {
         let round = p.in_flight.take()?;
         if answered {
             p.last_rtt = Some(now.saturating_sub(round.sent));
+            p.answered += 1;
         }
         let mut change = None;
         if answered == p.up {
@@ -293,13 +323,14 @@ mod tests {
         s
     }
 
-    /// Runs the prober from `from` to `to` ms in 1 ms steps; `answer(t)` says whether the
-    /// beacon answers a probe sent at `t` (after 5 ms). Returns the changes with their time.
+    /// Runs the prober from `from` to `to` ms in 1 ms steps; `answer(t, b)` says whether
+    /// beacon `b` answers a probe sent at `t` (after 5 ms). Returns the changes with their
+    /// time.
     fn run(
         p: &mut Prober,
         from: u64,
         to: u64,
-        answer: impl Fn(u64) -> bool,
+        answer: impl Fn(u64, usize) -> bool,
     ) -> Vec<(u64, usize, bool)> {
         let mut changes = Vec::new();
         let mut pending: Vec<(u64, Vec<u8>)> = Vec::new();
@@ -309,9 +340,9 @@ mod tests {
             p.tick(now, &mut |pr| sent.push(pr), &mut |i, up| {
                 changes.push((t, i, up))
             });
-            for pr in sent {
+            for (b, pr) in sent.into_iter().enumerate() {
                 assert_eq!(pr.isp, 0, "only ISP 0 has beacons");
-                if answer(t) {
+                if answer(t, b) {
                     pending.push((now + 5 * MS, pr.packet));
                 }
             }
@@ -352,8 +383,31 @@ mod tests {
             58,
             &pkt[40..]
         ));
-        assert!(is_probe_reply(IDENT_BASE + 1, 2) && !is_probe_reply(IDENT_BASE + 2, 2));
-        assert!(!is_probe_reply(IDENT_BASE - 1, 2));
+        // What a worker reports: the cookie back, on the ISP's port.
+        let ports = |i: usize| [Some(1), Some(2)].get(i).copied().flatten();
+        let cookie = *b"m6cookie";
+        let mut reply = pkt[40..].to_vec();
+        reply[0] = msg_type::ECHO_REPLY;
+        assert_eq!(
+            is_probe_reply(&reply, 1, &cookie, ports),
+            Some((IDENT_BASE, 1))
+        );
+        assert_eq!(
+            is_probe_reply(&reply, 2, &cookie, ports),
+            None,
+            "another ISP's port"
+        );
+        assert_eq!(
+            is_probe_reply(&reply, 1, b"guessed!", ports),
+            None,
+            "no cookie"
+        );
+        reply[4..6].copy_from_slice(&(IDENT_BASE + 2).to_be_bytes());
+        assert_eq!(
+            is_probe_reply(&reply, 1, &cookie, ports),
+            None,
+            "not an ISP's block"
+        );
     }
 
     /// A dark upstream is detected within one interval plus down_after timeouts, and a
@@ -362,7 +416,7 @@ mod tests {
     fn a_dark_upstream_is_detected_and_its_recovery_too() {
         let mut p = Prober::new(&site());
         let dark = 5_300..12_000u64;
-        let changes = run(&mut p, 0, 20_000, |t| !dark.contains(&t));
+        let changes = run(&mut p, 0, 20_000, |t, _| !dark.contains(&t));
         assert_eq!(changes.len(), 2, "{changes:?}");
         let (t_down, i, up) = changes[0];
         assert_eq!((i, up), (0, false));
@@ -385,9 +439,15 @@ mod tests {
     #[test]
     fn single_losses_withdraw_nothing() {
         let mut p = Prober::new(&site());
-        let changes = run(&mut p, 0, 10_000, |t| !(3_000..3_100).contains(&t));
+        let changes = run(&mut p, 0, 10_000, |t, _| !(3_000..3_100).contains(&t));
         assert!(changes.is_empty(), "{changes:?}");
         assert!(p.counters().rounds_missed >= 1);
+        // The first beacon dark for good, the second answering: the ISP stays up.
+        let mut q = Prober::new(&site());
+        let changes = run(&mut q, 0, 10_000, |_, b| b == 1);
+        assert!(changes.is_empty(), "{changes:?}");
+        assert_eq!(q.counters().rounds_missed, 0);
+        assert_eq!(q.verdict(0), Some(true));
         // Replies from elsewhere, or for another round, are not ours.
         let src = addr::from_std(&ip("2001:db8:66::1"));
         let dst = addr::from_std(&ip("2001:db8:1:1::1"));

@@ -70,9 +70,12 @@ impl IspLive {
 /// engineering policy.
 #[derive(Clone, Debug)]
 pub struct IspView {
+    /// Each ISP's state, in configuration order.
     pub live: Vec<IspLive>,
     /// Bit i: ISP i is [`IspLive::eligible`].
     pub eligible: u64,
+    /// Bit i: ISP i is [`IspLive::usable`].
+    pub usable: u64,
     pub policy: Arc<Policy>,
 }
 
@@ -330,15 +333,17 @@ impl IspOwner {
 }
 
 fn view(live: &[IspLive], policy: &Arc<Policy>) -> IspView {
-    let eligible = live
-        .iter()
-        .take(MAX_ISPS)
-        .enumerate()
-        .filter(|(_, l)| l.eligible())
-        .fold(0u64, |m, (i, _)| m | 1 << i);
+    let mask = |f: fn(&IspLive) -> bool| {
+        live.iter()
+            .take(MAX_ISPS)
+            .enumerate()
+            .filter(|(_, l)| f(l))
+            .fold(0u64, |m, (i, _)| m | 1 << i)
+    };
     IspView {
         live: live.to_vec(),
-        eligible,
+        eligible: mask(IspLive::eligible),
+        usable: mask(IspLive::usable),
         policy: Arc::clone(policy),
     }
 }

@@ -5,12 +5,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Sender, TrySendError};
-use dataplane::io::{run_worker, ControlMsg, IoCounters, WorkerPlan};
+use dataplane::io::{run_worker, ControlMsg, IoCounters, WorkerPlan, WorkerSnapshot};
 use dataplane::{Control, Counters, Pipeline, PortInfo, Site};
 use dpdk_bindings::{Eal, Mempool, Port, PortConfig};
 use proto::config::DataplaneConfig;
@@ -147,6 +147,7 @@ fn run(config: &DataplaneConfig, path: &std::path::Path) -> Result<(), String> {
         policy: config.policy.clone(),
         health: config.health,
         ra: config.router_advertisements.clone(),
+        probe_cookie: random_cookie(),
     };
 
     site.validate().map_err(|e| format!("site: {e}"))?;
@@ -173,6 +174,7 @@ fn run(config: &DataplaneConfig, path: &std::path::Path) -> Result<(), String> {
     // Workers: each gets its RX queues, TX queue `w` on every port, its replicas of the
     // tables, and channels to the control thread. Bounded channels: a stuck receiver
     // costs counted events, never unbounded memory.
+    let mut published: Vec<Arc<Mutex<WorkerSnapshot>>> = Vec::new();
     let (events_tx, events_rx) = bounded(CHANNEL_DEPTH);
     let (m6_tx, m6_rx) = bounded(CHANNEL_DEPTH);
     let mut control: Vec<Sender<ControlMsg>> = Vec::new();
@@ -203,7 +205,9 @@ fn run(config: &DataplaneConfig, path: &std::path::Path) -> Result<(), String> {
             events: events_tx.clone(),
             m6_events: m6_tx.clone(),
             epoch,
+            published: Arc::new(Mutex::new(WorkerSnapshot::default())),
         };
+        published.push(Arc::clone(&plan.published));
         let site = site.clone();
         let tables = control_plane.worker_tables();
         let cpu = worker.lcore;
@@ -246,12 +250,13 @@ fn run(config: &DataplaneConfig, path: &std::path::Path) -> Result<(), String> {
     // Control loop: neighbor owner, link state, stop.
     let mut link_up: Vec<Option<bool>> = vec![None; config.isps.len()];
     let mut last_poll = Instant::now() - LINK_POLL_INTERVAL;
-    let mut transmit_dropped: u64 = 0;
-    let mut inject_unroutable: u64 = 0;
+    // The control thread's own I/O counters: [transmit_dropped, inject_unroutable].
+    let mut extra = [0u64; 2];
     // ISP states as last told to the control plane (all again after a reconnection).
     let mut told: Vec<Option<proto::channel::Message>> = vec![None; config.isps.len()];
     let mut config = config.clone();
     let mut told_connections = 0;
+    let mut last_counters = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let now = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
         for ev in events_rx.try_iter() {
@@ -268,10 +273,10 @@ fn run(config: &DataplaneConfig, path: &std::path::Path) -> Result<(), String> {
                 match control_plane.frame_for_injected(i.isp, &i.packet) {
                     Some((port, frame)) => {
                         if w0.try_send(ControlMsg::Transmit { port, frame }).is_err() {
-                            transmit_dropped += 1;
+                            extra[0] += 1;
                         }
                     }
-                    None => inject_unroutable += 1,
+                    None => extra[1] += 1,
                 }
             }
         }
@@ -284,7 +289,7 @@ fn run(config: &DataplaneConfig, path: &std::path::Path) -> Result<(), String> {
                     frame: frame.to_vec(),
                 };
                 if let Err(TrySendError::Full(_)) = w0.try_send(msg) {
-                    transmit_dropped += 1;
+                    extra[0] += 1;
                 }
             });
         }
@@ -314,6 +319,19 @@ fn run(config: &DataplaneConfig, path: &std::path::Path) -> Result<(), String> {
                 }
             }
         }
+        // Live counters for the control plane's metrics, once a second.
+        if channel.connected() && last_counters.elapsed() >= COUNTERS_INTERVAL {
+            last_counters = Instant::now();
+            let values = live_counters(
+                &ports,
+                &config,
+                &published,
+                &control_plane,
+                &channel,
+                &extra,
+            );
+            channel.send(&proto::channel::Message::Counters { values });
+        }
         if reload.swap(false, Ordering::Relaxed) {
             match reload_config(path, &config) {
                 Ok(new) => {
@@ -328,7 +346,7 @@ fn run(config: &DataplaneConfig, path: &std::path::Path) -> Result<(), String> {
                     for (i, n) in new.isps.iter().enumerate() {
                         control_plane.set_admin(i, n.admin_up);
                     }
-                    control_plane.reconfigure(&s);
+                    control_plane.reconfigure(&s, now);
                     config = new;
                 }
                 Err(e) => eprintln!(
@@ -340,65 +358,26 @@ fn run(config: &DataplaneConfig, path: &std::path::Path) -> Result<(), String> {
         thread::sleep(CONTROL_TICK);
     }
 
-    let mut counters: Option<Counters> = None;
-    let mut io = IoCounters::default();
-    let mut per_worker = Vec::new();
-    for h in handles {
+    for (h, slot) in handles.into_iter().zip(&published) {
         match h.join() {
             Ok((pipeline, worker_io)) => {
-                per_worker.push(
-                    pipeline
-                        .counters()
-                        .rx
-                        .iter()
-                        .map(|f| f.packets)
-                        .sum::<u64>(),
-                );
-                match counters.as_mut() {
-                    Some(c) => c.merge(pipeline.counters()),
-                    None => counters = Some(pipeline.counters().clone()),
-                }
-                io.merge(&worker_io);
+                let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+                slot.counters = Some(pipeline.counters().clone());
+                slot.io = worker_io;
             }
             Err(_) => eprintln!("m6-dataplane: a worker panicked; its counters are lost"),
         }
     }
-
     println!("m6-dataplane: stopped; final counters");
-    for (p, port) in ports.iter().enumerate() {
-        let name = &config.ports[p].name;
-        match port.stats() {
-            Ok(s) => {
-                println!("counter port.{name}.ipackets {}", s.ipackets);
-                println!("counter port.{name}.opackets {}", s.opackets);
-                println!("counter port.{name}.imissed {}", s.imissed);
-                println!("counter port.{name}.ierrors {}", s.ierrors);
-                println!("counter port.{name}.oerrors {}", s.oerrors);
-            }
-            Err(e) => eprintln!("m6-dataplane: port {name}: {e}"),
-        }
-        println!(
-            "counter port.{name}.tx_full_drops {}",
-            io.tx_full_drops.get(p).unwrap_or(&0)
-        );
-    }
-    for (w, rx) in per_worker.iter().enumerate() {
-        println!("counter worker.{w}.rx_packets {rx}");
-    }
-    println!("counter io.alloc_failures {}", io.alloc_failures);
-    println!("counter io.events_dropped {}", io.events_dropped);
-    println!("counter io.transmit_dropped {transmit_dropped}");
-    println!("counter io.inject_unroutable {inject_unroutable}");
-    channel
-        .counters
-        .for_each(&mut |name, value| println!("counter {name} {value}"));
-    control_plane.for_each_health_counter(&mut |name, value| println!("counter {name} {value}"));
-    control_plane
-        .counters()
-        .for_each(&mut |name, value| println!("counter {name} {value}"));
-    println!("counter io.idle_sleeps {}", io.idle_sleeps);
-    if let Some(c) = counters {
-        c.for_each(|name, value| println!("counter {name} {value}"));
+    for (name, value) in live_counters(
+        &ports,
+        &config,
+        &published,
+        &control_plane,
+        &channel,
+        &extra,
+    ) {
+        println!("counter {name} {value}");
     }
     for port in &ports {
         if let Err(e) = port.stop().and_then(|()| port.close()) {
@@ -410,6 +389,103 @@ fn run(config: &DataplaneConfig, path: &std::path::Path) -> Result<(), String> {
     drop(pool);
     drop(eal);
     Ok(())
+}
+
+/// Eight unpredictable octets for the health probes (from the kernel's random source).
+fn random_cookie() -> [u8; 8] {
+    use std::io::Read;
+    let mut b = [0u8; 8];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .is_err()
+    {
+        // Without /dev/urandom: the clock, which an off-path attacker still cannot read.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        b = (t ^ u64::from(std::process::id()).rotate_left(32)).to_be_bytes();
+    }
+    b
+}
+
+/// How often the control plane gets the counters.
+const COUNTERS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Every counter by dotted name, read while traffic runs: each port's PMD statistics and
+/// per-queue packets (`port.<port>.*`), each worker's published counters merged (the
+/// pipeline's names) and its own (`worker.<n>.*`), the I/O layer's (`io.*`), the channel's
+/// and the control thread's (neighbor owner, probes, RAs).
+fn live_counters(
+    ports: &[Port],
+    config: &DataplaneConfig,
+    published: &[Arc<Mutex<WorkerSnapshot>>],
+    control: &Control,
+    channel: &dataplane::channel::ChannelServer,
+    extra: &[u64; 2],
+) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = Vec::new();
+    let mut merged: Option<Counters> = None;
+    let mut io = IoCounters::default();
+    for (w, slot) in published.iter().enumerate() {
+        let slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(c) = slot.counters.as_ref() else {
+            continue;
+        };
+        let rx: u64 = c.rx.iter().map(|f| f.packets).sum();
+        out.push((format!("worker.{w}.rx_packets"), rx));
+        out.push((format!("worker.{w}.polls_busy"), slot.io.polls_busy));
+        out.push((format!("worker.{w}.polls_idle"), slot.io.polls_idle));
+        match merged.as_mut() {
+            Some(m) => m.merge(c),
+            None => merged = Some(c.clone()),
+        }
+        io.merge(&slot.io);
+    }
+    for (p, port) in ports.iter().enumerate() {
+        let name = &config.ports[p].name;
+        if let Ok(s) = port.stats() {
+            for (k, v) in [
+                ("ipackets", s.ipackets),
+                ("opackets", s.opackets),
+                ("ibytes", s.ibytes),
+                ("obytes", s.obytes),
+                ("imissed", s.imissed),
+                ("ierrors", s.ierrors),
+                ("oerrors", s.oerrors),
+                ("rx_nombuf", s.rx_nombuf),
+            ] {
+                out.push((format!("port.{name}.{k}"), v));
+            }
+        }
+        // Per-queue packets, where the PMD counts them.
+        for (k, v) in port.xstats().unwrap_or_default() {
+            let queue = (k.starts_with("rx_q") || k.starts_with("tx_q")) && k.ends_with("_packets");
+            if queue {
+                out.push((format!("port.{name}.{k}"), v));
+            }
+        }
+        out.push((
+            format!("port.{name}.tx_full_drops"),
+            io.tx_full_drops.get(p).copied().unwrap_or(0),
+        ));
+    }
+    for (k, v) in [
+        ("io.alloc_failures", io.alloc_failures),
+        ("io.events_dropped", io.events_dropped),
+        ("io.transmit_dropped", extra[0]),
+        ("io.inject_unroutable", extra[1]),
+        ("io.idle_sleeps", io.idle_sleeps),
+    ] {
+        out.push((k.to_string(), v));
+    }
+    let mut add = |name: &str, value: u64| out.push((name.to_string(), value));
+    channel.counters.for_each(&mut add);
+    control.counters().for_each(&mut add);
+    control.for_each_health_counter(&mut add);
+    if let Some(c) = merged {
+        c.for_each(|name, value| out.push((name.to_string(), value)));
+    }
+    out
 }
 
 /// ISP `i`'s state for the control plane.
@@ -428,6 +504,7 @@ fn isp_state(control: &Control, config: &DataplaneConfig, i: usize) -> proto::ch
             .prober()
             .last_rtt(i)
             .map_or(0, |ns| u32::try_from(ns / 1000).unwrap_or(u32::MAX)),
+        probe_rounds: control.prober().answered(i),
         withdrawals: control.isps.withdrawals(i),
     }
 }

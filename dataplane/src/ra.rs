@@ -10,10 +10,10 @@
 //!   offer).
 //! - Source link-layer address, MTU (the LAN port's) and RDNSS options.
 //! - Unsolicited RAs at random times between MinRtrAdvInterval (a third of the interval)
-//!   and MaxRtrAdvInterval, the first three at most 16 s apart (section 6.2.4), and one at
-//!   once whenever what it says changes; a Router Solicitation is answered by a multicast
-//!   RA after a random 0 to 500 ms delay, no sooner than 3 s after the previous multicast
-//!   one (section 6.2.6).
+//!   and MaxRtrAdvInterval, the first three at most 16 s apart (section 6.2.4), and one as
+//!   soon as what it says changes; a Router Solicitation is answered by a multicast RA
+//!   after a random 0 to 500 ms delay. Consecutive multicast RAs are always at least
+//!   MIN_DELAY_BETWEEN_RAS (3 s) apart (section 6.2.6), changes included.
 //!
 //! Datapath side: [`check_solicitation`] validates an RS (section 6.1.1) for a worker,
 //! which reports it to the control thread. Control side: [`Advertiser`] decides when to
@@ -60,6 +60,7 @@ pub enum BadSolicitation {
     /// Hop limit not 255, code not 0, shorter than 8 octets, an option of length 0, or a
     /// source link-layer address option from the unspecified address.
     Malformed,
+    /// The ICMPv6 checksum does not verify.
     BadChecksum,
 }
 
@@ -104,7 +105,7 @@ pub struct Advertiser {
     link_local: Addr,
     mtu: u16,
     prefixes: Vec<Advertised>,
-    /// What the last RA said: (router lifetime > 0, each prefix preferred).
+    /// What the last RA told the hosts: (router lifetime > 0, each prefix preferred).
     said: Option<(bool, Vec<bool>)>,
     next_unsolicited: u64,
     initial_left: u32,
@@ -151,7 +152,12 @@ impl Advertiser {
             .map(|p| p.addresses.as_slice())
             .unwrap_or(&[])
         {
-            let prefix = addr::from_std(a) & !((1u128 << 64) - 1);
+            let a_ = addr::from_std(a);
+            // Only global prefixes: a link-local or multicast address is no SLAAC prefix.
+            if addr::is_link_local(a_) || addr::is_multicast(a_) {
+                continue;
+            }
+            let prefix = a_ & !((1u128 << 64) - 1);
             if self.prefixes.iter().any(|p| p.prefix == prefix) {
                 continue;
             }
@@ -182,7 +188,10 @@ impl Advertiser {
         let changed = self.said.as_ref() != Some(&state);
         let unsolicited = now >= self.next_unsolicited;
         let solicited = self.solicited_due.is_some_and(|d| now >= d);
-        if !(changed || unsolicited || solicited) {
+        let spaced = self
+            .last_multicast
+            .is_none_or(|t| now >= t + MIN_DELAY_BETWEEN_RAS);
+        if !(changed || unsolicited || solicited) || !spaced {
             return;
         }
         out(self.port, self.frame(&state));
@@ -372,7 +381,10 @@ mod tests {
         // ISP1 withdrawn: at once, PA1 deprecated, its valid lifetime kept.
         let mut down = up;
         down[0].probes_up = false;
+        // Not sooner than MIN_DELAY_BETWEEN_RAS after the previous RA.
         a.tick(2 * S, &down, &mut |p, f| frames.push((p, f)));
+        assert!(frames.is_empty(), "3 s apart at least");
+        a.tick(3 * S, &down, &mut |p, f| frames.push((p, f)));
         let (lifetime, pios, _, _) = decode(&frames[0].1);
         assert_eq!(lifetime, 90, "still a default router");
         assert_eq!(pios[0], (ip("2001:db8:1:1::"), 86_400, 0));
@@ -380,17 +392,17 @@ mod tests {
         // ISP2 drained too: deprecated, while usable it stays a default router.
         down[1].drained = true;
         frames.clear();
-        a.tick(3 * S, &down, &mut |p, f| frames.push((p, f)));
+        a.tick(6 * S, &down, &mut |p, f| frames.push((p, f)));
         let (lifetime, pios, _, _) = decode(&frames[0].1);
         assert_eq!((lifetime, pios[1].2), (90, 0));
         // No ISP usable: router lifetime 0 (RFC 7084 G-4).
         down[1].link_up = false;
         frames.clear();
-        a.tick(4 * S, &down, &mut |p, f| frames.push((p, f)));
+        a.tick(9 * S, &down, &mut |p, f| frames.push((p, f)));
         assert_eq!(decode(&frames[0].1).0, 0);
         // Recovery: preferred again.
         frames.clear();
-        a.tick(5 * S, &up, &mut |p, f| frames.push((p, f)));
+        a.tick(12 * S, &up, &mut |p, f| frames.push((p, f)));
         assert!(decode(&frames[0].1).1.iter().all(|p| p.2 == 14_400));
     }
 
@@ -410,10 +422,19 @@ mod tests {
         for w in times.windows(2).take(2) {
             assert!(w[1] - w[0] <= 16_000, "{times:?}");
         }
-        for w in times.windows(2).skip(3) {
+        // After the initial ones: every gap within MaxRtrAdvInterval (30 s) and at least
+        // MinRtrAdvInterval (10 s), but the one the answer to the solicitation ends, which
+        // is at least MIN_DELAY_BETWEEN_RAS (3 s).
+        let answer_at = times.iter().position(|&t| t >= 100_000).unwrap();
+        for (k, w) in times.windows(2).enumerate().skip(2) {
             let gap = w[1] - w[0];
-            assert!(gap <= 30_000, "{times:?}");
+            let floor = if k + 1 == answer_at { 3_000 } else { 10_000 };
+            assert!((floor..=30_000).contains(&gap), "gap {k}: {times:?}");
         }
+        assert!(
+            (3 + 200 / 30..=3 + 200 / 10 + 1).contains(&times.len()),
+            "{times:?}"
+        );
         // The solicitation is answered within 500 ms (or 3 s after the previous RA).
         let answer = times.iter().find(|&&t| t >= 100_000).unwrap();
         let before = times.iter().rev().find(|&&t| t < 100_000).unwrap();

@@ -57,6 +57,9 @@ pub struct Site {
     pub health: HealthConfig,
     /// Router Advertisements on the LAN, if sent.
     pub ra: Option<RaConfig>,
+    /// Random octets every health probe carries and its answer must return
+    /// ([`crate::health`]): a reply forged without seeing the probes is not reported.
+    pub probe_cookie: [u8; 8],
 }
 
 /// What is wrong with a [`Site`]. The pipeline never panics on a bad site (it drops what a

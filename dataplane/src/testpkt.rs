@@ -88,6 +88,7 @@ pub fn two_isp_site() -> Site {
         policy: Vec::new(),
         health: crate::site::HealthConfig::default(),
         ra: None,
+        probe_cookie: *b"m6cookie",
     }
 }
 

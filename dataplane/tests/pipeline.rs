@@ -2561,7 +2561,7 @@ fn probe_reply_to(isp: usize, dst: &str, seq: u16) -> Vec<u8> {
     let ident = dataplane::health::IDENT_BASE + isp as u16;
     let mut body = ident.to_be_bytes().to_vec();
     body.extend_from_slice(&seq.to_be_bytes());
-    body.extend_from_slice(b"m6health");
+    body.extend_from_slice(b"m6cookie");
     let (port_mac, from) = if isp == 0 {
         (ISP1_PORT_MAC, ISP1_MAC)
     } else {
@@ -2607,16 +2607,25 @@ fn router_solicitations_are_reported_and_answered_with_one_prefix_per_isp() {
     // Answered within MAX_RA_DELAY_TIME, or 3 s after the previous multicast RA.
     let mut answered = None;
     for ms in 1000..4000u64 {
-        if !on_lan(pl.step(ms * 1_000_000)).is_empty() {
+        let sent = on_lan(pl.step(ms * 1_000_000));
+        if let Some((_, f)) = sent.first() {
+            assert_eq!((f[14 + 40], f[14 + 41]), (134, 0), "a Router Advertisement");
             answered = Some(ms);
             break;
         }
     }
     assert!(answered.is_some_and(|ms| ms <= 3500), "{answered:?}");
-    // Without RAs configured, a solicitation is dropped and counted.
+    // Without RAs configured (a reload may turn them on), the solicitation is reported and
+    // the control thread sends nothing.
     let mut plain = pipeline();
     run(&mut plain, LAN, &router_solicitation(false), 0);
-    assert_eq!(c(&plain, "drop.bad_router_solicitation"), 1);
+    assert_eq!(c(&plain, "local.consumed"), 1);
+    for ms in 0..4000u64 {
+        assert!(
+            on_lan(plain.step(ms * 1_000_000)).is_empty(),
+            "no RA at {ms} ms"
+        );
+    }
 }
 
 /// Runs the control thread from `from` to `to` ms; ISP `isp`'s beacon answers every probe
@@ -2741,7 +2750,7 @@ fn a_policy_rule_holds_under_a_weighted_hash_and_reloads_live() {
     let mut site = two_isp_site();
     site.isps[0].weight = 3;
     site.isps[1].weight = 1;
-    pl.control.reconfigure(&site);
+    pl.control.reconfigure(&site, 0);
     pl.pl.sync();
     let to = |dst: &str, flow: u32| {
         let mut m = m6_data(160, flow);
@@ -2766,7 +2775,7 @@ fn a_policy_rule_holds_under_a_weighted_hash_and_reloads_live() {
         action: proto::config::PolicyAction::Only,
         isps: vec![1],
     }];
-    pl.control.reconfigure(&site);
+    pl.control.reconfigure(&site, 0);
     pl.pl.sync();
     assert_eq!(count(&mut pl, "2001:db8:3::20"), [0, 0, 2000]);
     let other = count(&mut pl, "2001:db8:99::1");

@@ -132,6 +132,8 @@ pub enum Message {
         /// The health probes' last round-trip time in microseconds (0: none yet or not
         /// probed).
         rtt_us: u32,
+        /// Probe rounds answered since the dataplane started (a new value: a new RTT).
+        probe_rounds: u64,
         /// Withdrawals for a health cause since the dataplane started.
         withdrawals: u64,
     },
@@ -332,6 +334,7 @@ mod tests {
                 drained: true,
                 cause: "probes failing".into(),
                 rtt_us: 1234,
+                probe_rounds: 9,
                 withdrawals: 2,
             },
             Message::Drain {

@@ -150,6 +150,8 @@ pub struct Context {
     /// source outside its Lsl(peer) (7.11 step 2), so a locator added by an UR is used
     /// once the UA shows the peer has it; a withdrawn one stops at once.
     pub(crate) lsl_local_acked: Option<LocSet>,
+    /// The context reached ESTABLISHED at least once (its handshake completed).
+    pub(crate) established_once: bool,
     /// When CLOSING started and when the state is discarded at the latest.
     pub(crate) closing_deadline: Option<Duration>,
     /// The last tuple given to the dataplane, to send only changes.

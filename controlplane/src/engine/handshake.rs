@@ -73,6 +73,7 @@ impl Engine {
             ur_pending: false,
             ur_sent: None,
             lsl_local_acked: None,
+            established_once: false,
             closing_deadline: None,
             installed: None,
             created: now,
@@ -153,6 +154,9 @@ impl Engine {
         }
         out.push(Action::Notice(Notice::Discarded(key)));
         self.stats.contexts_discarded += 1;
+        if !ctx.established_once {
+            self.stats.handshakes_failed += 1;
+        }
     }
 
     /// Marks a context ESTABLISHED: stops the handshake retransmission, arms the idle timer
@@ -167,6 +171,17 @@ impl Engine {
         }
         ctx.state = State::Established;
         ctx.last_rx = now;
+        if !ctx.established_once {
+            ctx.established_once = true;
+            self.stats.handshakes_completed += 1;
+            if self.handshake_durations.len() < super::MAX_HANDSHAKE_DURATIONS {
+                self.handshake_durations
+                    .push(now.saturating_sub(ctx.created));
+            }
+        }
+        let Some(ctx) = self.contexts.get_mut(&id) else {
+            return;
+        };
         let retx = ctx.retx.take().map(|r| r.timer);
         let old_idle = ctx.idle_timer.take();
         let key = ctx.key();
@@ -428,6 +443,7 @@ impl Engine {
         let rto = retx.rto;
         self.stats.retransmissions += 1;
         if let Some((src, dst, repr)) = self.build_retx(id, kind, attempt) {
+            super::bump(&mut self.stats.retransmissions_by_code, repr.message.code());
             self.send(src, dst, repr, out);
         }
         let mut at = (now + self.jittered(rto)).min(limit.max(now + Duration::from_millis(1)));

@@ -369,7 +369,57 @@ pub struct EngineStats {
     pub cc_rate_limited: u64,
     /// Responder FQDN lookups refused by their token bucket.
     pub responder_lookups_limited: u64,
+    /// Control messages sent, by code ([`code_index`]: INIT .. CLOSE-ACK).
+    pub sent_by_code: [u64; CODES],
+    /// Control messages received, by code.
+    pub received_by_code: [u64; CODES],
+    /// Received control messages dropped (no context, wrong state, nonce or locators), by
+    /// code.
+    pub dropped_by_code: [u64; CODES],
+    /// Retransmissions, by code of the message retransmitted.
+    pub retransmissions_by_code: [u64; CODES],
+    /// Contexts that reached ESTABLISHED for the first time (handshakes completed; the
+    /// started ones are `contexts_created`).
+    pub handshakes_completed: u64,
+    /// Contexts discarded before ever reaching ESTABLISHED.
+    pub handshakes_failed: u64,
+    /// Lookups answered from the engine's DNS cache.
+    pub dns_cache_hits: u64,
+    /// Lookups not in the cache (joined to one in flight, or sent).
+    pub dns_cache_misses: u64,
 }
+
+/// Handshake durations kept for the daemon at most between two takes.
+pub const MAX_HANDSHAKE_DURATIONS: usize = 4096;
+
+/// M6 control message codes (seed 001 section 3.3, appendix A): INIT, CC, CCR, CONF, UR,
+/// UA, UC, CLOSE, CLOSE-ACK.
+pub const CODES: usize = 9;
+
+/// The index of `code` in the per-code arrays of [`EngineStats`] (code 1 is index 0).
+pub fn code_index(code: proto::wire::m6::Code) -> usize {
+    usize::from(code as u8).saturating_sub(1).min(CODES - 1)
+}
+
+/// Adds one to `per_code`'s count for `code`.
+pub(crate) fn bump(per_code: &mut [u64; CODES], code: proto::wire::m6::Code) {
+    if let Some(n) = per_code.get_mut(code_index(code)) {
+        *n += 1;
+    }
+}
+
+/// The lower-case names of the codes, by [`code_index`].
+pub const CODE_NAMES: [&str; CODES] = [
+    "init",
+    "cc",
+    "ccr",
+    "conf",
+    "ur",
+    "ua",
+    "uc",
+    "close",
+    "close_ack",
+];
 
 /// Why a timer was armed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -424,6 +474,9 @@ pub struct Engine {
     uc_last: Duration,
     shutting_down: bool,
     stats: EngineStats,
+    /// How long each handshake took (context created to ESTABLISHED), until the daemon
+    /// takes them for its histogram ([`Engine::take_handshake_durations`]).
+    handshake_durations: Vec<Duration>,
     last_housekeeping: Duration,
 }
 
@@ -491,6 +544,7 @@ impl Engine {
             uc_last: Duration::ZERO,
             shutting_down: false,
             stats: EngineStats::default(),
+            handshake_durations: Vec::new(),
             last_housekeeping: Duration::ZERO,
         }
     }
@@ -566,6 +620,36 @@ impl Engine {
         &self.stats
     }
 
+    /// The durations of the handshakes completed since the last call (context created to
+    /// ESTABLISHED), for the daemon's histogram.
+    pub fn take_handshake_durations(&mut self) -> Vec<Duration> {
+        std::mem::take(&mut self.handshake_durations)
+    }
+
+    /// How many contexts are in each state: (state name, count), every state listed.
+    pub fn contexts_by_state(&self) -> Vec<(&'static str, u64)> {
+        let mut v = vec![
+            ("init_sent", 0u64),
+            ("ccr_sent", 0),
+            ("established", 0),
+            ("ur_sent", 0),
+            ("closing", 0),
+        ];
+        for c in self.contexts.values() {
+            let i = match c.state {
+                State::InitSent => 0,
+                State::CcrSent => 1,
+                State::Established => 2,
+                State::UrSent => 3,
+                State::Closing => 4,
+            };
+            if let Some(e) = v.get_mut(i) {
+                e.1 += 1;
+            }
+        }
+        v
+    }
+
     /// Every context, in creation order (for m6ctl and the tests).
     pub fn contexts(&self) -> impl Iterator<Item = &Context> {
         self.contexts.values()
@@ -606,7 +690,13 @@ impl Engine {
         match event {
             Event::Received { src, dst, repr } => {
                 self.stats.received += 1;
+                let code = repr.message.code();
+                bump(&mut self.stats.received_by_code, code);
+                let dropped = self.stats.dropped;
                 self.on_message(src, dst, repr, now, out);
+                if self.stats.dropped > dropped {
+                    bump(&mut self.stats.dropped_by_code, code);
+                }
             }
             Event::Timer(id) => self.on_timer(id, now, out),
             Event::Dns { id, result } => self.on_dns(id, result, now, out),
@@ -737,6 +827,7 @@ impl Engine {
 
     pub(crate) fn send(&mut self, src: Ipv6Addr, dst: Ipv6Addr, repr: Repr, out: &mut Vec<Action>) {
         self.stats.sent += 1;
+        bump(&mut self.stats.sent_by_code, repr.message.code());
         out.push(Action::Send { src, dst, repr });
     }
 

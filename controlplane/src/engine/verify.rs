@@ -115,10 +115,12 @@ impl Engine {
         if let Some((res, until)) = self.dns.cache.get(&q) {
             if *until > now {
                 let res = res.clone();
+                self.stats.dns_cache_hits += 1;
                 self.dispatch(waiter, &q, res, now, out);
                 return;
             }
         }
+        self.stats.dns_cache_misses += 1;
         if let Some(inf) = self.dns.inflight.get_mut(&q) {
             if !inf.waiters.contains(&waiter) {
                 inf.waiters.push(waiter);

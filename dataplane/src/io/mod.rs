@@ -4,4 +4,4 @@
 mod mbuf;
 mod worker;
 
-pub use worker::{run_worker, ControlMsg, IoCounters, WorkerPlan, BURST_SIZE};
+pub use worker::{run_worker, ControlMsg, IoCounters, WorkerPlan, WorkerSnapshot, BURST_SIZE};

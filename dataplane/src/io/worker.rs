@@ -1,7 +1,7 @@
 //! One polling worker per lcore: RX burst -> pipeline -> TX burst, with idle back-off.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -11,6 +11,7 @@ use proto::config::PollingMode;
 use crate::contexts::datapath::M6Event;
 use crate::control::WorkerEvent;
 use crate::pipeline::{Next, Pipeline};
+use crate::stats::Counters;
 
 /// Packets per RX burst; also the pipeline's batch size.
 pub const BURST_SIZE: usize = 32;
@@ -44,6 +45,21 @@ pub struct WorkerPlan {
     /// The clock every worker and the control thread share (neighbor timers compare
     /// times from different threads).
     pub epoch: Instant,
+    /// Where the worker publishes a copy of its counters every [`PUBLISH_INTERVAL_NS`]
+    /// for the control thread to read while traffic runs. The worker only ever
+    /// `try_lock`s it: a reader holding it costs the worker one skipped publication, never
+    /// a wait.
+    pub published: Arc<Mutex<WorkerSnapshot>>,
+}
+
+/// How often a worker publishes its counters (ns).
+pub const PUBLISH_INTERVAL_NS: u64 = 100_000_000;
+
+/// A worker's counters as last published.
+#[derive(Debug, Default, Clone)]
+pub struct WorkerSnapshot {
+    pub counters: Option<Counters>,
+    pub io: IoCounters,
 }
 
 /// Counters of the I/O layer itself, per port index.
@@ -56,6 +72,10 @@ pub struct IoCounters {
     /// Neighbor events lost to a full channel to the control thread.
     pub events_dropped: u64,
     pub idle_sleeps: u64,
+    /// Polling rounds that received at least one packet.
+    pub polls_busy: u64,
+    /// Polling rounds that received nothing.
+    pub polls_idle: u64,
 }
 
 impl IoCounters {
@@ -69,6 +89,8 @@ impl IoCounters {
         self.alloc_failures += other.alloc_failures;
         self.events_dropped += other.events_dropped;
         self.idle_sleeps += other.idle_sleeps;
+        self.polls_busy += other.polls_busy;
+        self.polls_idle += other.polls_idle;
     }
 }
 
@@ -96,6 +118,7 @@ pub fn run_worker(
     let mut dropped: Vec<Mbuf> = Vec::with_capacity(tx_room * ports.max(1));
     let epoch = plan.epoch;
     let mut idle_rounds: u32 = 0;
+    let mut published_at: u64 = 0;
 
     while !stop.load(Ordering::Relaxed) {
         let pool = &plan.pool;
@@ -164,6 +187,21 @@ pub fn run_worker(
             free_bulk(&mut dropped);
         }
 
+        if received > 0 {
+            io.polls_busy += 1;
+        } else {
+            io.polls_idle += 1;
+        }
+        if now_ns.saturating_sub(published_at) >= PUBLISH_INTERVAL_NS {
+            if let Ok(mut slot) = plan.published.try_lock() {
+                published_at = now_ns;
+                match slot.counters.as_mut() {
+                    Some(c) => c.clone_from(pipeline.counters()),
+                    None => slot.counters = Some(pipeline.counters().clone()),
+                }
+                slot.io.clone_from(&io);
+            }
+        }
         if received > 0 {
             idle_rounds = 0;
         } else if let PollingMode::Adaptive { max_idle_sleep_us } = plan.polling {

@@ -16,6 +16,7 @@
 
 use crate::isp::IspView;
 use crate::net::addr::Addr;
+use crate::net::checksum;
 use crate::nodes::rewrite::flow_hash;
 use crate::site::{Masked, Site};
 use crate::stats::named_counters;
@@ -27,16 +28,17 @@ named_counters! {
         translated_out,
         /// Packets to a translated address whose destination was translated back.
         translated_in,
-        /// Packets whose address has no word RFC 6296 can adjust (dropped).
-        unmappable,
     }
 }
 
 /// One ISP's mapping.
 #[derive(Clone, Copy, Debug)]
 pub struct Mapping {
+    /// The ISP (index in the configuration).
     pub isp: usize,
+    /// The ULA prefix the site's hosts are numbered from.
     pub internal: Masked,
+    /// The prefix of the same length under the ISP's that they appear as.
     pub external: Masked,
     /// Added (one's complement) to the adjusted word going out; its complement coming in.
     adjustment: u16,
@@ -63,13 +65,12 @@ pub fn mappings(site: &Site) -> Vec<Mapping> {
 }
 
 fn add(a: u16, b: u16) -> u16 {
-    let s = u32::from(a) + u32::from(b);
-    ((s & 0xffff) + (s >> 16)) as u16
+    checksum::fold(u32::from(a) + u32::from(b))
 }
 
 /// One's complement sum of an address's eight words.
 fn sum(a: Addr) -> u16 {
-    (0..8).fold(0u16, |acc, k| add(acc, word(a, k)))
+    checksum::fold(checksum::sum_bytes(0, &crate::net::addr::to_bytes(a)))
 }
 
 fn word(a: Addr, k: u32) -> u16 {
@@ -120,17 +121,13 @@ pub fn outbound(
     if mapped == 0 {
         return None;
     }
-    let usable = isps
-        .live
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l.usable())
-        .fold(0u64, |m, (i, _)| m | 1 << i);
     let h = flow_hash(src, dst, flow);
+    // Drained ISPs too when every mapping ISP is drained: unlike rewritable or proxied
+    // traffic, which falls back to its source's owner, a ULA host has no other way out.
     let isp = isps
         .policy
         .choose(isps.eligible & wired & mapped, dst, h)
-        .or_else(|| isps.policy.choose(usable & wired & mapped, dst, h))?;
+        .or_else(|| isps.policy.choose(isps.usable & wired & mapped, dst, h))?;
     let m = maps.iter().find(|m| m.isp == isp)?;
     Some(
         translate(src, &m.internal, &m.external, m.adjustment)

@@ -459,12 +459,10 @@ impl Pipeline {
                 }
                 Ok(local::Handler::EchoReply) => {
                     let msg = b.data().get(p.l4()..p.end()).unwrap_or(&[]);
-                    let word =
-                        |i: usize| msg.get(i..i + 2).map(|w| u16::from_be_bytes([w[0], w[1]]));
-                    match (word(4), word(6)) {
-                        (Some(ident), Some(seq))
-                            if health::is_probe_reply(ident, self.tables.isps.len()) =>
-                        {
+                    let isps = &self.tables.isps;
+                    let cookie = &self.site.probe_cookie;
+                    match health::is_probe_reply(msg, rx, cookie, |i| isps.get(i)?.port) {
+                        Some((ident, seq)) => {
                             self.counters.local_consumed += 1;
                             let e = WorkerEvent::EchoReply {
                                 src: p.src,
@@ -474,7 +472,7 @@ impl Pipeline {
                             };
                             report(&mut self.reports, &mut self.counters, e);
                         }
-                        _ => self
+                        None => self
                             .counters
                             .drop
                             .count(DropCause::Local(local::DropReason::EchoReplyNotOurs)),
@@ -482,7 +480,9 @@ impl Pipeline {
                 }
                 Ok(local::Handler::RouterSolicitation) => {
                     match ra::check_solicitation(b, &p) {
-                        Ok(sll) if self.site.ra.is_some() && port.role == Role::Lan => {
+                        // Reported whether RAs are configured or not: a reload may turn them
+                        // on, and the control thread, which knows, answers or ignores it.
+                        Ok(sll) if port.role == Role::Lan => {
                             self.counters.local_consumed += 1;
                             if let Some(mac) = sll {
                                 // Section 6.2.6: the neighbor cache learns the solicitor.
@@ -646,7 +646,6 @@ impl Pipeline {
                         }
                     }
                     Some(Err(())) => {
-                        self.counters.nptv6.unmappable += 1;
                         self.counters
                             .drop
                             .count(DropCause::Egress(egress::DropReason::Nptv6Unmappable));
@@ -712,7 +711,6 @@ impl Pipeline {
                                 slot.p.dst = internal;
                             }
                             Some(Err(())) => {
-                                self.counters.nptv6.unmappable += 1;
                                 self.counters.drop.count(DropCause::Inbound(
                                     inbound::DropReason::Nptv6Unmappable,
                                 ));

@@ -14,6 +14,8 @@ use crate::prefix::Ipv6Prefix;
 pub const DEFAULT_WEIGHT: u32 = 1;
 /// The largest weight (weights are relative; this bounds the arithmetic).
 pub const MAX_WEIGHT: u32 = 1000;
+/// RDNSS addresses in an RA at most (each is 16 octets of an RA that must fit the MTU).
+pub const MAX_RDNSS: usize = 8;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -95,18 +97,21 @@ pub struct HealthConfig {
     pub dampening: DampeningConfig,
 }
 
-/// Flap dampening in the manner of RFC 2439 section 4.2, for ISPs instead of routes: each
-/// withdrawal for a health cause (link, next hop, probes) adds `penalty`; the figure halves
-/// every `half_life_ms`; above `suppress` the ISP stays withdrawn until it decays below
-/// `reuse`, which bounds a suppression to `max_suppress_ms` (the penalty is capped at
-/// `reuse * 2^(max_suppress / half_life)`).
+/// Flap dampening in the manner of RFC 2439 section 4.2, for ISPs instead of routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DampeningConfig {
     pub enabled: bool,
+    /// Added to the figure of merit at each withdrawal for a health cause (link, next hop,
+    /// probes), and at each flap while suppressed.
     pub penalty: u32,
+    /// The suppress limit: above it the ISP is held withdrawn.
     pub suppress: u32,
+    /// The reuse limit: a held ISP is released once the figure decays below it.
     pub reuse: u32,
+    /// The figure of merit halves every this many milliseconds.
     pub half_life_ms: u64,
+    /// The longest suppression in milliseconds (the figure is capped at
+    /// `reuse * 2^(max_suppress / half_life)`).
     pub max_suppress_ms: u64,
 }
 
@@ -434,6 +439,15 @@ pub(crate) fn router_advertisements(
         0,
         valid_lifetime_s,
     )?;
+    if r.rdnss.len() > MAX_RDNSS {
+        return Err(err(
+            "router_advertisements.rdnss".into(),
+            format!(
+                "expected at most {MAX_RDNSS} addresses, found {}",
+                r.rdnss.len()
+            ),
+        ));
+    }
     let mut rdnss = Vec::with_capacity(r.rdnss.len());
     for (i, a) in r.rdnss.iter().enumerate() {
         rdnss.push(
