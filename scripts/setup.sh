@@ -18,6 +18,7 @@ PACKAGES=(
     python3-scapy                                    # independent decoder of golden vectors
     tcpdump                                          # captures of the M6 handshake in the lab
     ndisc6                                           # rdisc6: what a host reads in our RAs
+    prometheus curl                                  # promtool on live scrapes; the demo's Prometheus
 )
 HUGEPAGES_WANTED=${M6_HUGEPAGES:-512}   # 512 x 2 MiB = 1 GiB
 HUGE_MOUNT=/dev/hugepages
@@ -40,17 +41,21 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Knot is started by the tests on their own config and address; the packaged service stays
-# off (checked every run, so a reboot or a re-enable cannot bring it back unnoticed).
-if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-    if systemctl is-enabled --quiet knot 2>/dev/null || systemctl is-active --quiet knot 2>/dev/null; then
-        systemctl disable --now knot >/dev/null 2>&1 || true
-        echo "setup: disabled the packaged knot service (tests run their own)"
+# Knot and Prometheus are started by the tests and the demo on their own configs and
+# addresses; the packaged services stay off (checked every run, so a reboot or a re-enable
+# cannot bring them back unnoticed).
+for svc in knot:knotd prometheus:prometheus; do
+    name=${svc%%:*} proc=${svc#*:}
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        if systemctl is-enabled --quiet "$name" 2>/dev/null || systemctl is-active --quiet "$name" 2>/dev/null; then
+            systemctl disable --now "$name" >/dev/null 2>&1 || true
+            echo "setup: disabled the packaged $name service (tests run their own)"
+        fi
+    elif [ -x "/etc/init.d/$name" ] && pgrep -x "$proc" >/dev/null 2>&1; then
+        "/etc/init.d/$name" stop >/dev/null 2>&1 || true
+        echo "setup: stopped the packaged $name service (tests run their own)"
     fi
-elif [ -x /etc/init.d/knot ] && pgrep -x knotd >/dev/null 2>&1 && [ -f /run/knot/knot.pid ]; then
-    /etc/init.d/knot stop >/dev/null 2>&1 || true
-    echo "setup: stopped the packaged knot service (tests run their own)"
-fi
+done
 
 nr=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
 have=$(cat "$nr")

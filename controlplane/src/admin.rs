@@ -1,5 +1,4 @@
-//! The control plane's admin socket, which `m6ctl` talks to (issue 8 item 1; the full
-//! command set comes with the operations issue).
+//! The control plane's admin socket, which `m6ctl` talks to.
 //!
 //! A Unix stream socket at the configuration's `admin_socket`, created mode 0600 (only root,
 //! or the daemon's user, may ask). One request per connection: a line holding the command,
@@ -28,10 +27,32 @@ pub const CLIENTS_PER_TURN: usize = 8;
 /// Longest request line.
 pub const MAX_REQUEST: usize = 256;
 
+/// How long a request the dataplane answers may wait for it.
+pub const DATAPLANE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Requests waiting for the dataplane at most.
+pub const MAX_PENDING: usize = 16;
+
+/// What the daemon answers a command with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// This document, now.
+    Now(serde_json::Value),
+    /// Later, through [`AdminSocket::complete`] with this id (the dataplane answers it).
+    Later(u64),
+}
+
+/// A client waiting for the dataplane's answer.
+struct Pending {
+    id: u64,
+    stream: UnixStream,
+    deadline: Instant,
+}
+
 /// The listening socket.
 pub struct AdminSocket {
     listener: UnixListener,
     path: PathBuf,
+    pending: Vec<Pending>,
 }
 
 impl AdminSocket {
@@ -76,6 +97,7 @@ impl AdminSocket {
         Ok(AdminSocket {
             listener,
             path: path.to_path_buf(),
+            pending: Vec::new(),
         })
     }
 
@@ -84,8 +106,9 @@ impl AdminSocket {
         &self.listener
     }
 
-    /// Answers every waiting client with `answer(command)`.
-    pub fn serve(&self, mut answer: impl FnMut(&str) -> serde_json::Value) {
+    /// Answers every waiting client with `answer(command)`; a client answered
+    /// [`Answer::Later`] waits (at most [`DATAPLANE_TIMEOUT`]) for [`Self::complete`].
+    pub fn serve(&mut self, mut answer: impl FnMut(&str) -> Answer) {
         for _ in 0..CLIENTS_PER_TURN {
             let stream = match self.listener.accept() {
                 Ok((s, _)) => s,
@@ -93,7 +116,48 @@ impl AdminSocket {
                 // WouldBlock: nobody waiting; other errors: try again next turn.
                 Err(_) => return,
             };
-            let _ = serve_one(stream, &mut answer);
+            let Ok((stream, command)) = read_request(stream) else {
+                continue;
+            };
+            match answer(&command) {
+                Answer::Now(v) => {
+                    let _ = write_answer(&stream, &v);
+                }
+                Answer::Later(id) if self.pending.len() < MAX_PENDING => {
+                    self.pending.push(Pending {
+                        id,
+                        stream,
+                        deadline: Instant::now() + DATAPLANE_TIMEOUT,
+                    })
+                }
+                Answer::Later(_) => {
+                    let busy = serde_json::json!({ "error": "too many requests waiting for the dataplane" });
+                    let _ = write_answer(&stream, &busy);
+                }
+            }
+        }
+    }
+
+    /// Answers the client waiting for request `id` with `value`.
+    pub fn complete(&mut self, id: u64, value: &serde_json::Value) {
+        if let Some(i) = self.pending.iter().position(|p| p.id == id) {
+            let p = self.pending.swap_remove(i);
+            let _ = write_answer(&p.stream, value);
+        }
+    }
+
+    /// Answers the clients whose request the dataplane did not answer in time.
+    pub fn expire(&mut self) {
+        let now = Instant::now();
+        let (late, waiting): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|p| p.deadline <= now);
+        self.pending = waiting;
+        let e = serde_json::json!({
+            "error": format!("the dataplane did not answer within {} s", DATAPLANE_TIMEOUT.as_secs())
+        });
+        for p in late {
+            let _ = write_answer(&p.stream, &e);
         }
     }
 }
@@ -104,23 +168,18 @@ impl Drop for AdminSocket {
     }
 }
 
-fn serve_one(
-    stream: UnixStream,
-    answer: &mut impl FnMut(&str) -> serde_json::Value,
-) -> std::io::Result<()> {
+/// Reads one request line (at most [`MAX_REQUEST`] octets, within [`CLIENT_TIMEOUT`]).
+fn read_request(stream: UnixStream) -> std::io::Result<(UnixStream, String)> {
     let deadline = Instant::now() + CLIENT_TIMEOUT;
-    let left = || {
-        deadline
-            .checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| std::io::Error::from(ErrorKind::TimedOut))
-    };
     stream.set_nonblocking(false)?;
-    // The request: one line of at most MAX_REQUEST octets, before the deadline.
     let mut request = Vec::with_capacity(64);
     let mut chunk = [0u8; 64];
     while !request.contains(&b'\n') && request.len() < MAX_REQUEST {
-        stream.set_read_timeout(Some(left()?))?;
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| std::io::Error::from(ErrorKind::TimedOut))?;
+        stream.set_read_timeout(Some(left))?;
         let n = (&stream).read(&mut chunk)?;
         if n == 0 {
             break;
@@ -128,14 +187,23 @@ fn serve_one(
         request.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
     }
     let line = String::from_utf8_lossy(&request);
-    let command = line.lines().next().unwrap_or("").trim();
-    let mut out = serde_json::to_vec(&answer(command)).map_err(std::io::Error::other)?;
+    let command = line.lines().next().unwrap_or("").trim().to_string();
+    Ok((stream, command))
+}
+
+/// Writes `value` and a newline within [`CLIENT_TIMEOUT`].
+fn write_answer(stream: &UnixStream, value: &serde_json::Value) -> std::io::Result<()> {
+    let deadline = Instant::now() + CLIENT_TIMEOUT;
+    let mut out = serde_json::to_vec(value).map_err(std::io::Error::other)?;
     out.push(b'\n');
-    // The answer, before the same deadline.
     let mut sent = 0;
     while sent < out.len() {
-        stream.set_write_timeout(Some(left()?))?;
-        sent += (&stream).write(out.get(sent..).unwrap_or(&[]))?;
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| std::io::Error::from(ErrorKind::TimedOut))?;
+        stream.set_write_timeout(Some(left))?;
+        sent += (&*stream).write(out.get(sent..).unwrap_or(&[]))?;
     }
     Ok(())
 }

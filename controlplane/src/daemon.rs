@@ -92,6 +92,10 @@ pub struct Daemon {
     metrics: crate::metrics::Metrics,
     /// The dataplane's counters as last received (for `m6ctl stats`).
     dataplane_counters: Vec<(String, u64)>,
+    /// The id of the last request sent to the dataplane for an admin client.
+    next_request: u64,
+    /// The dataplane's answers for admin clients, to hand over after this turn's reads.
+    replies: Vec<(u64, serde_json::Value)>,
     /// The dataplane's last word on each ISP (for `m6ctl isp list`), by index.
     isps: std::collections::BTreeMap<u16, serde_json::Value>,
     start: Instant,
@@ -187,6 +191,8 @@ impl Daemon {
             isps: std::collections::BTreeMap::new(),
             metrics,
             dataplane_counters: Vec::new(),
+            next_request: 0,
+            replies: Vec::new(),
             start: Instant::now(),
             instance: u64::from(birthday) << 32 | u64::from(std::process::id()),
             buf: vec![0; channel::MAX_MESSAGE + 1],
@@ -248,8 +254,12 @@ impl Daemon {
         self.publish_responder();
         self.flush(poll);
         self.update_metrics();
-        if let Some(admin) = self.admin.take() {
+        if let Some(mut admin) = self.admin.take() {
             admin.serve(|command| self.admin_answer(command));
+            for (id, value) in self.replies.drain(..) {
+                admin.complete(id, &value);
+            }
+            admin.expire();
             self.admin = Some(admin);
         }
     }
@@ -266,12 +276,129 @@ impl Daemon {
     }
 
     /// The answer to one admin command (`crate::admin`).
-    fn admin_answer(&mut self, command: &str) -> serde_json::Value {
+    fn admin_answer(&mut self, command: &str) -> crate::admin::Answer {
+        use crate::admin::Answer;
+        use proto::channel::RequestMsg;
         use serde_json::json;
         let words: Vec<&str> = command.split_whitespace().collect();
-        match words.as_slice() {
+        let to_dataplane = match words.as_slice() {
+            ["neighbors"] => Some(RequestMsg::Neighbors),
+            ["reload"] => Some(RequestMsg::Reload),
+            _ => None,
+        };
+        if let Some(request) = to_dataplane {
+            if !self.connected() {
+                return Answer::Now(json!({ "error": "the dataplane is not connected" }));
+            }
+            self.next_request += 1;
+            let id = self.next_request;
+            self.send(Message::Request { id, request });
+            return Answer::Later(id);
+        }
+        Answer::Now(self.admin_answer_now(&words, command))
+    }
+
+    /// The answer to an admin command the control plane answers itself.
+    fn admin_answer_now(&mut self, words: &[&str], command: &str) -> serde_json::Value {
+        use serde_json::json;
+        match *words {
             ["isps"] => {
                 return serde_json::Value::Array(self.isps.values().cloned().collect());
+            }
+            ["context", label] => {
+                let Ok(f) = label.parse::<u32>() else {
+                    return json!({ "error": format!("expected a flow label (decimal), found {label:?}") });
+                };
+                let found: Vec<serde_json::Value> = self
+                    .installed
+                    .values()
+                    .filter(|c| c.key.f_local.value() == f)
+                    .map(|c| {
+                        let state = self
+                            .engine
+                            .contexts()
+                            .find(|e| e.key() == c.key)
+                            .map(|e| format!("{:?}", e.state));
+                        json!({
+                            "aid_local": c.aid_local.to_string(),
+                            "aid_peer": c.aid_peer.to_string(),
+                            "f_local": c.key.f_local.value(),
+                            "f_peer": c.f_peer.map(|f| f.value()),
+                            "state": state,
+                            "lp_local": c.lp_local.to_string(),
+                            "lp_peer": c.lp_peer.map(|a| a.to_string()),
+                            "lsl_local": c.lsl_local.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                            "ls_local": c.ls_local.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                            "lsl_peer": c.lsl_peer.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                            "lsv_peer": c.lsv_peer.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                            "rewrite_ok": c.rewrite_ok,
+                            "transmit": c.transmit,
+                        })
+                    })
+                    .collect();
+                if found.is_empty() {
+                    return json!({ "error": format!("no context with F(local) {f}") });
+                }
+                return serde_json::Value::Array(found);
+            }
+            ["dns", "cache"] => {
+                let now = self.now();
+                let mut v: Vec<serde_json::Value> = self
+                    .engine
+                    .dns_cache()
+                    .into_iter()
+                    .map(|(q, r, until)| {
+                        use crate::engine::dns::{DnsAnswer, DnsQuery, DnsResult};
+                        let (kind, name) = match q {
+                            DnsQuery::Reverse(a) => ("PTR", a.to_string()),
+                            DnsQuery::Forward(n) => ("AAAA+M6", n.clone()),
+                        };
+                        let answer = match r {
+                            DnsResult::Ok {
+                                answer: DnsAnswer::Reverse { names },
+                                ..
+                            } => names.join(" "),
+                            DnsResult::Ok {
+                                answer: DnsAnswer::Forward { addrs, m6 },
+                                ..
+                            } => format!(
+                                "{}{}",
+                                addrs
+                                    .iter()
+                                    .map(|a| a.to_string())
+                                    .collect::<Vec<_>>()
+                                    .join(" "),
+                                if *m6 {
+                                    " (M6 marker)"
+                                } else {
+                                    " (no M6 marker)"
+                                }
+                            ),
+                            DnsResult::Permanent => "permanent failure (NXDOMAIN/NODATA)".into(),
+                            DnsResult::Transient => "transient failure".into(),
+                        };
+                        json!({
+                            "query": kind,
+                            "name": name,
+                            "answer": answer,
+                            "expires_in_secs": until.saturating_sub(now).as_secs_f64(),
+                        })
+                    })
+                    .collect();
+                v.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+                return serde_json::Value::Array(v);
+            }
+            ["stats"] => {
+                let counters: serde_json::Map<String, serde_json::Value> = self
+                    .dataplane_counters
+                    .iter()
+                    .map(|(k, v)| (k.clone(), json!(v)))
+                    .collect();
+                return json!({
+                    "uptime_secs": self.now().as_secs_f64(),
+                    "dataplane_connected": self.connected(),
+                    "counters": counters,
+                });
             }
             ["isp", verb @ ("drain" | "undrain"), name] => {
                 if !self.connected() {
@@ -284,7 +411,7 @@ impl Daemon {
                         "error": format!("no ISP named {name:?} (ISPs: {})", names.join(", "))
                     });
                 }
-                let drained = *verb == "drain";
+                let drained = verb == "drain";
                 self.send(Message::Drain {
                     isp: (*name).to_string(),
                     drained,
@@ -341,8 +468,8 @@ impl Daemon {
             }
             other => {
                 json!({ "error": format!(
-                    "unknown command {other:?}; known: status, contexts, isps, isp drain NAME, \
-                     isp undrain NAME"
+                    "unknown command {other:?}; known: status, contexts, context FLOWLABEL, isps, \
+                     isp drain NAME, isp undrain NAME, neighbors, dns cache, stats, reload"
                 ) })
             }
         }
@@ -601,6 +728,10 @@ impl Daemon {
                 if changed {
                     self.announce_locators(now);
                 }
+                return;
+            }
+            Message::Reply { id, reply } => {
+                self.replies.push((id, reply_json(reply)));
                 return;
             }
             Message::Counters { values } => {
@@ -893,5 +1024,27 @@ fn destination_msg(s: DestinationStatus, now: Duration) -> DestinationMsg {
         DestinationStatus::NotM6 { until } => DestinationMsg::NotM6 {
             for_ms: until.saturating_sub(now).as_millis() as u64,
         },
+    }
+}
+
+/// The JSON an admin client gets for a dataplane's reply.
+fn reply_json(reply: proto::channel::ReplyMsg) -> serde_json::Value {
+    use proto::channel::ReplyMsg;
+    use serde_json::json;
+    match reply {
+        ReplyMsg::Neighbors { entries, total } => json!({
+            "total": total,
+            "entries": entries
+                .iter()
+                .map(|n| json!({
+                    "port": n.port,
+                    "address": n.address.to_string(),
+                    "mac": n.mac.map(|m| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")),
+                    "state": n.state,
+                }))
+                .collect::<Vec<_>>(),
+        }),
+        ReplyMsg::Reloaded { ok: true, message } => json!({ "reloaded": true, "message": message }),
+        ReplyMsg::Reloaded { ok: false, message } => json!({ "error": message }),
     }
 }

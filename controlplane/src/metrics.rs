@@ -7,7 +7,7 @@
 //! labels (port, queue, ISP, class, drop reason: sets fixed by the configuration and the
 //! code, never one per context or per address) and advances the registry's counter by the
 //! difference, so that a restarted dataplane (counters back to 0) resets them instead of
-//! going backwards. Counters the map does not name go to `m6_dataplane_counter_total{name}`,
+//! going backwards. Counters the map does not name go to `m6_dataplane_events_total{name}`,
 //! so nothing the dataplane counts is hidden. The engine's and the DNS service's figures
 //! are read in the daemon's loop. Names follow Prometheus' conventions: base units
 //! (seconds, bytes), `_total` for counters. docs/operations.md has the reference table,
@@ -190,7 +190,7 @@ const COUNTERS: &[(&str, &str, &[&str])] = &[
         &["worker", "result"],
     ),
     (
-        "m6_dataplane_counter_total",
+        "m6_dataplane_events_total",
         "Every other dataplane counter, by its dotted name.",
         &["name"],
     ),
@@ -423,7 +423,7 @@ impl Metrics {
                     } else if let Some((dir, q)) = queue_stat(stat) {
                         self.mirror("m6_queue_packets_total", &[port, &q, dir], v);
                     } else {
-                        self.mirror("m6_dataplane_counter_total", &[name], v);
+                        self.mirror("m6_dataplane_events_total", &[name], v);
                     }
                 }
                 ["class", class] => self.mirror("m6_class_packets_total", &[class], v),
@@ -439,9 +439,9 @@ impl Metrics {
                         "tx_bytes" => "m6_isp_transmit_bytes_total",
                         "rx_packets" => "m6_isp_receive_packets_total",
                         "rx_bytes" => "m6_isp_receive_bytes_total",
-                        _ => "m6_dataplane_counter_total",
+                        _ => "m6_dataplane_events_total",
                     };
-                    if metric == "m6_dataplane_counter_total" {
+                    if metric == "m6_dataplane_events_total" {
                         self.mirror(metric, &[name], v);
                     } else {
                         self.mirror(metric, &[isp], v);
@@ -473,7 +473,7 @@ impl Metrics {
                 }
                 // The pipeline's own per-port view duplicates the PMD's.
                 ["rx" | "tx", _, _] => {}
-                _ => self.mirror("m6_dataplane_counter_total", &[name], v),
+                _ => self.mirror("m6_dataplane_events_total", &[name], v),
             }
         }
         for (w, (busy, idle)) in polls {
@@ -663,7 +663,7 @@ mod tests {
         assert_eq!(
             value(
                 &t,
-                "m6_dataplane_counter_total{name=\"neighbor.ns_multicast_sent\"}"
+                "m6_dataplane_events_total{name=\"neighbor.ns_multicast_sent\"}"
             ),
             Some(1.0)
         );

@@ -1251,6 +1251,21 @@ fn s7_7_a_locator_added_by_an_ur_carries_data_only_after_the_ua() {
         w.entry(0).unwrap().ls_local.contains(&A2),
         "after the UA, data may leave from it"
     );
+    // Withdrawn and given back at once (a drain undone before the first UA): the peer may
+    // apply the withdrawal last seen, so A2 waits for the UA of the second UR.
+    set(&mut w, vec![A1]);
+    set(&mut w, vec![A1, A2]);
+    assert!(
+        !w.entry(0).unwrap().ls_local.contains(&A2),
+        "not while in doubt"
+    );
+    w.run_for(secs(3));
+    assert_eq!(w.ctx(0).unwrap().state, State::Established);
+    assert!(w.entry(1).unwrap().lsl_peer.contains(&A2));
+    assert!(
+        w.entry(0).unwrap().ls_local.contains(&A2),
+        "both URs acknowledged"
+    );
 }
 
 #[test]

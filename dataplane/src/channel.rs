@@ -16,7 +16,7 @@ use std::net::Ipv6Addr;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use proto::channel::{self, ContextMsg, DestinationMsg, Message, Role};
+use proto::channel::{self, ContextMsg, DestinationMsg, Message, RequestMsg, Role};
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::contexts::datapath::M6Event;
@@ -85,8 +85,13 @@ pub struct ChannelServer {
     installed: HashSet<ContextId>,
     destinations: HashSet<[u8; 16]>,
     buf: Vec<u8>,
+    /// Operators' requests waiting for the dataplane's main loop (`take_requests`).
+    requests: Vec<(u64, RequestMsg)>,
     pub counters: ChannelCounters,
 }
+
+/// Requests held for the main loop at most (more are dropped: m6ctl times out).
+pub const MAX_PENDING_REQUESTS: usize = 16;
 
 /// (AID(local), F(local)): one context.
 type ContextId = ([u8; 16], u32);
@@ -151,6 +156,7 @@ impl ChannelServer {
             installed: HashSet::new(),
             destinations: HashSet::new(),
             buf: vec![0; channel::MAX_MESSAGE + 1],
+            requests: Vec::new(),
             counters: ChannelCounters::default(),
         })
     }
@@ -406,6 +412,10 @@ impl ChannelServer {
             }
             Message::Inject { isp, packet } => inject(Injected { isp, packet }),
             Message::CcResponder(m) => control.set_responder(Some(Responder::new(&m, now))),
+            // Beyond the bound the request is dropped: m6ctl reports the timeout.
+            Message::Request { id, request } if self.requests.len() < MAX_PENDING_REQUESTS => {
+                self.requests.push((id, request));
+            }
             Message::Drain { isp, drained } => {
                 if let Err(e) = control.set_drained(&isp, drained) {
                     self.counters.commands_refused += 1;
@@ -433,6 +443,14 @@ pub fn context_of(c: &ContextMsg) -> Context {
         lp_peer: c.lp_peer.map_or([0; 16], |a| a.octets()),
         rewrite_ok: c.rewrite_ok,
         transmit: c.transmit && c.f_peer.is_some() && c.lp_peer.is_some(),
+    }
+}
+
+impl ChannelServer {
+    /// The operators' requests received since the last call (id, request); each is
+    /// answered with `send(&Message::Reply { id, .. })`.
+    pub fn take_requests(&mut self) -> Vec<(u64, RequestMsg)> {
+        std::mem::take(&mut self.requests)
     }
 }
 

@@ -333,26 +333,49 @@ fn run(config: &DataplaneConfig, path: &std::path::Path) -> Result<(), String> {
             channel.send(&proto::channel::Message::Counters { values });
         }
         if reload.swap(false, Ordering::Relaxed) {
-            match reload_config(path, &config) {
-                Ok(new) => {
-                    let mut s = control_plane.site().clone();
-                    for (isp, n) in s.isps.iter_mut().zip(&new.isps) {
-                        isp.weight = n.weight;
-                        isp.beacons = n.beacons.clone();
-                    }
-                    s.policy = new.policy.clone();
-                    s.health = new.health;
-                    s.ra = new.router_advertisements.clone();
-                    for (i, n) in new.isps.iter().enumerate() {
-                        control_plane.set_admin(i, n.admin_up);
-                    }
-                    control_plane.reconfigure(&s, now);
-                    config = new;
-                }
-                Err(e) => eprintln!(
-                    "m6-dataplane: reload refused, still running the previous configuration: {e}"
-                ),
+            if let Err(e) = apply_reload(path, &mut config, &mut control_plane, now) {
+                eprintln!("m6-dataplane: {e}");
             }
+        }
+        for (id, request) in channel.take_requests() {
+            use proto::channel::{Message, NeighborMsg, ReplyMsg, RequestMsg};
+            let reply = match request {
+                RequestMsg::Neighbors => {
+                    let limit = proto::channel::MAX_NEIGHBORS_IN_REPLY;
+                    let (entries, total) = control_plane.neighbors.entries(limit);
+                    ReplyMsg::Neighbors {
+                        entries: entries
+                            .into_iter()
+                            .map(|(port, a, mac, state)| NeighborMsg {
+                                port: config
+                                    .ports
+                                    .get(port)
+                                    .map_or_else(|| port.to_string(), |p| p.name.clone()),
+                                address: dataplane::net::addr::to_std(a),
+                                mac,
+                                state: state.to_string(),
+                            })
+                            .collect(),
+                        total: u32::try_from(total).unwrap_or(u32::MAX),
+                    }
+                }
+                RequestMsg::Reload => {
+                    match apply_reload(path, &mut config, &mut control_plane, now) {
+                        Ok(applied) => ReplyMsg::Reloaded {
+                            ok: true,
+                            message: applied,
+                        },
+                        Err(e) => {
+                            eprintln!("m6-dataplane: {e}");
+                            ReplyMsg::Reloaded {
+                                ok: false,
+                                message: e,
+                            }
+                        }
+                    }
+                }
+            };
+            channel.send(&Message::Reply { id, reply });
         }
         control_plane.drain_log(&mut |line| eprintln!("m6-dataplane: {line}"));
         thread::sleep(CONTROL_TICK);
@@ -507,6 +530,37 @@ fn isp_state(control: &Control, config: &DataplaneConfig, i: usize) -> proto::ch
         probe_rounds: control.prober().answered(i),
         withdrawals: control.isps.withdrawals(i),
     }
+}
+
+/// A reload (SIGHUP or `m6ctl reload`) at `now` (ns): reads `path` again and applies what
+/// may change live to the control thread's tables; `running` becomes the new file. `Ok`
+/// says what was applied; `Err` why nothing was (the previous configuration stays).
+fn apply_reload(
+    path: &std::path::Path,
+    running: &mut DataplaneConfig,
+    control: &mut Control,
+    now: u64,
+) -> Result<String, String> {
+    let new = reload_config(path, running)
+        .map_err(|e| format!("reload refused, still running the previous configuration: {e}"))?;
+    let mut s = control.site().clone();
+    for (isp, n) in s.isps.iter_mut().zip(&new.isps) {
+        isp.weight = n.weight;
+        isp.beacons = n.beacons.clone();
+    }
+    s.policy = new.policy.clone();
+    s.health = new.health;
+    s.ra = new.router_advertisements.clone();
+    for (i, n) in new.isps.iter().enumerate() {
+        control.set_admin(i, n.admin_up);
+    }
+    control.reconfigure(&s, now);
+    *running = new;
+    Ok(format!(
+        "{}: weights, beacons, admin states, {} policy rules, health and router advertisements applied",
+        path.display(),
+        s.policy.len()
+    ))
 }
 
 /// Reads the configuration again for a reload (SIGHUP): returns it if what differs from

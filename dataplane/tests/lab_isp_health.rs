@@ -100,21 +100,6 @@ fn withdrawals_dampening_allows() -> usize {
     }
 }
 
-/// Stops both routers and panics with `why` and every drop counter that moved.
-fn fail_with_drops(ra: &mut Dataplane, rb: &mut Dataplane, why: &str) -> ! {
-    let mut moved = Vec::new();
-    for (name, d) in [("A", ra), ("B", rb)] {
-        let (_, counters) = d.stop();
-        let mut v: Vec<_> = counters
-            .into_iter()
-            .filter(|(k, v)| *v > 0 && (k.starts_with("drop.") || k.contains("dropped")))
-            .collect();
-        v.sort();
-        moved.push(format!("router {name}: {v:?}"));
-    }
-    panic!("{why}\n{}", moved.join("\n"));
-}
-
 fn hup(d: &Dataplane) {
     let pid = d.pid().expect("router A runs");
     let (ok, out) = sh(&format!("kill -HUP {pid}"));

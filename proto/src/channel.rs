@@ -140,12 +140,54 @@ pub enum Message {
     /// Control plane -> dataplane: drain (`drained`) or undrain the ISP named `isp`
     /// (`m6ctl isp drain NAME`): its rewritable and proxied flows move to the others.
     Drain { isp: String, drained: bool },
+    /// Control plane -> dataplane: an operator's request (`m6ctl`), answered by a
+    /// [`Message::Reply`] with the same `id`.
+    Request { id: u64, request: RequestMsg },
+    /// Dataplane -> control plane: the answer to the [`Message::Request`] `id`.
+    Reply { id: u64, reply: ReplyMsg },
     /// Dataplane -> control plane: counter values by dotted name.
     Counters { values: Vec<(String, u64)> },
     /// Control plane -> dataplane: what a worker needs to answer an INIT with a CC itself
     /// (seed 001 sections 3.3.2 and 7.3: the CC is stateless). Sent after the hello, at
     /// every CC key rotation and when a host's locators change.
     CcResponder(CcResponderMsg),
+}
+
+/// What an operator asks the dataplane.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum RequestMsg {
+    /// The neighbor cache (`m6ctl neighbor list`).
+    Neighbors,
+    /// Read the configuration file again and apply what may change live (`m6ctl reload`).
+    Reload,
+}
+
+/// The dataplane's answer to a [`RequestMsg`].
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum ReplyMsg {
+    /// At most [`MAX_NEIGHBORS_IN_REPLY`] entries of the neighbor cache, and how many there
+    /// are in all.
+    Neighbors {
+        entries: Vec<NeighborMsg>,
+        total: u32,
+    },
+    /// Whether the reload was applied, and what was applied or why it was refused.
+    Reloaded { ok: bool, message: String },
+}
+
+/// Neighbor-cache entries one reply carries at most (the channel's datagrams are bounded).
+pub const MAX_NEIGHBORS_IN_REPLY: usize = 1000;
+
+/// One neighbor-cache entry (RFC 4861 section 7.3.2 state names).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct NeighborMsg {
+    /// The port's name.
+    pub port: String,
+    pub address: Ipv6Addr,
+    /// Its link-layer address, when known.
+    pub mac: Option<[u8; 6]>,
+    /// INCOMPLETE, REACHABLE, STALE, DELAY, PROBE, FAILED or STATIC.
+    pub state: String,
 }
 
 /// The responder's state for CCs made in the dataplane (seed 001 section 7.3). `Debug`
@@ -340,6 +382,22 @@ mod tests {
             Message::Drain {
                 isp: "isp1".into(),
                 drained: true,
+            },
+            Message::Request {
+                id: 7,
+                request: RequestMsg::Reload,
+            },
+            Message::Reply {
+                id: 7,
+                reply: ReplyMsg::Neighbors {
+                    entries: vec![NeighborMsg {
+                        port: "lan".into(),
+                        address: a("fe80::1"),
+                        mac: Some([2, 0, 0, 0, 0, 1]),
+                        state: "REACHABLE".into(),
+                    }],
+                    total: 1,
+                },
             },
             Message::Counters {
                 values: vec![("drop.truncated".into(), 3)],

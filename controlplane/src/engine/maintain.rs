@@ -75,6 +75,16 @@ impl Engine {
         }
         let lsr = ctx.lsr_peer.clone().unwrap_or_else(|| ctx.accept_peer());
         ctx.ur_sent = Some((lsr, ctx.ur_pending, ctx.lsl_local.clone()));
+        // From now on the peer may hold this Lsl(local) or the previous one: data leaves
+        // only from locators in both until the UA says which.
+        if let Some(acked) = ctx.lsl_local_acked.as_mut() {
+            let both: Vec<Ipv6Addr> = acked
+                .iter()
+                .filter(|l| ctx.lsl_local.contains(l))
+                .copied()
+                .collect();
+            *acked = LocSet::from_slice(&both);
+        }
         ctx.ur_pending = false;
         ctx.state = State::UrSent;
         ctx.nonce = self.rng.next_u64();

@@ -655,6 +655,15 @@ impl Engine {
         self.contexts.values()
     }
 
+    /// The DNS cache: (query, answer, when it expires on the engine's clock), in no order.
+    pub fn dns_cache(&self) -> Vec<(&dns::DnsQuery, &dns::DnsResult, Duration)> {
+        self.dns
+            .cache
+            .iter()
+            .map(|(q, (r, until))| (q, r, *until))
+            .collect()
+    }
+
     /// The context that is not CLOSING for an AID pair.
     pub fn context_for(&self, aid_local: Ipv6Addr, aid_peer: Ipv6Addr) -> Option<&Context> {
         let host = *self.loc_host.get(&aid_local)?;

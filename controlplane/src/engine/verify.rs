@@ -49,7 +49,7 @@ pub(crate) struct DnsState {
     by_id: HashMap<DnsQueryId, DnsQuery>,
     /// Timeout timer of each lookup in flight ([`super::EngineConfig::dns_timeout`]).
     timeouts: HashMap<DnsQueryId, super::TimerId>,
-    cache: HashMap<DnsQuery, (DnsResult, Duration)>,
+    pub(super) cache: HashMap<DnsQuery, (DnsResult, Duration)>,
     /// Last sweep of expired answers made to find room (at most one per second).
     swept: Option<Duration>,
 }

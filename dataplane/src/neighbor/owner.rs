@@ -138,6 +138,10 @@ struct Entry {
     used: u64,
 }
 
+/// One neighbor-cache entry as shown to operators: (port, address, link-layer address if
+/// known, RFC 4861 state name).
+pub type EntryView = (usize, Addr, Option<[u8; 6]>, &'static str);
+
 #[derive(Clone, Debug, Default)]
 struct PortState {
     entries: HashMap<Addr, Entry>,
@@ -225,6 +229,27 @@ impl NeighborOwner {
     }
 
     /// The published table as the workers will see it.
+    /// Up to `limit` entries as (port, address, link-layer address if known, RFC 4861
+    /// state name), ports in order, and how many there are in all.
+    pub fn entries(&self, limit: usize) -> (Vec<EntryView>, usize) {
+        let total = self.ports.iter().map(|p| p.entries.len()).sum();
+        let mut v = Vec::with_capacity(limit.min(total));
+        for (port, p) in self.ports.iter().enumerate() {
+            let mut addrs: Vec<&Addr> = p.entries.keys().collect();
+            addrs.sort_unstable();
+            for a in addrs {
+                if v.len() >= limit {
+                    return (v, total);
+                }
+                if let Some(e) = p.entries.get(a) {
+                    let known = !matches!(e.state, State::Incomplete { .. } | State::Failed { .. });
+                    v.push((port, *a, known.then_some(e.mac), e.state.name()));
+                }
+            }
+        }
+        (v, total)
+    }
+
     pub fn table(&self) -> &NeighborTable {
         self.writer.get()
     }

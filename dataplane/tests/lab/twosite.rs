@@ -262,3 +262,18 @@ pub fn udp_finish(child: std::process::Child) -> (u64, u64, String) {
     };
     (last("packets"), last("lost_packets"), json)
 }
+
+/// Stops both routers and panics with `why` and every drop counter that moved.
+pub fn fail_with_drops(ra: &mut Dataplane, rb: &mut Dataplane, why: &str) -> ! {
+    let mut moved = Vec::new();
+    for (name, d) in [("A", ra), ("B", rb)] {
+        let (_, counters) = d.stop();
+        let mut v: Vec<_> = counters
+            .into_iter()
+            .filter(|(k, v)| *v > 0 && (k.starts_with("drop.") || k.contains("dropped")))
+            .collect();
+        v.sort();
+        moved.push(format!("router {name}: {v:?}"));
+    }
+    panic!("{why}\n{}", moved.join("\n"));
+}
