@@ -12,6 +12,7 @@ fi
 # Debian packages the build and the tests need.
 PACKAGES=(
     dpdk libdpdk-dev pkg-config libclang-dev clang   # dpdk-bindings (bindgen + C shim)
+    dpdk-dev                                         # dpdk-testpmd: the vhost-user backend in the virtio test
     iproute2 ethtool nftables iputils-ping procps    # lab namespaces and ISP ingress filters
     iperf3 netcat-openbsd                            # TCP transfer through the router
     knot knot-dnsutils                               # authoritative DNS for verification tests

@@ -121,9 +121,19 @@ fn run(config: &DataplaneConfig, path: &std::path::Path) -> Result<(), String> {
         };
         port.configure(&port_cfg, &pool)
             .map_err(|e| format!("port {}: {e}", p.name))?;
-        // Solicited-node multicast must reach us for Neighbor Discovery.
-        port.set_promiscuous(true)
-            .map_err(|e| format!("port {}: {e}", p.name))?;
+        // Solicited-node multicast must reach us for Neighbor Discovery. A device without a
+        // receive filter to open (virtio-user, whose vhost-user backend delivers every
+        // frame) says it does not support the call: that is no failure.
+        match port.set_promiscuous(true) {
+            Ok(()) => {}
+            Err(dpdk_bindings::Error::Dpdk { errno, .. }) if errno == 95 => {
+                eprintln!(
+                    "m6-dataplane: port {}: no promiscuous mode on this device (it filters nothing)",
+                    p.name
+                )
+            }
+            Err(e) => return Err(format!("port {}: {e}", p.name)),
+        }
         port.start().map_err(|e| format!("port {}: {e}", p.name))?;
         let mac = port
             .mac_addr()
