@@ -126,7 +126,8 @@ fn run(config: &DataplaneConfig, path: &std::path::Path) -> Result<(), String> {
         // frame) says it does not support the call: that is no failure.
         match port.set_promiscuous(true) {
             Ok(()) => {}
-            Err(dpdk_bindings::Error::Dpdk { errno, .. }) if errno == 95 => {
+            // EOPNOTSUPP
+            Err(dpdk_bindings::Error::Dpdk { errno: 95, .. }) => {
                 eprintln!(
                     "m6-dataplane: port {}: no promiscuous mode on this device (it filters nothing)",
                     p.name
