@@ -7,6 +7,7 @@
 #   withdrawn, its prefix deprecated in the Router Advertisements so a SLAAC host's new
 #   connections leave from the other prefix; then restored;
 # - a plain server reached natively, with no M6 attempt after one DNS lookup;
+# - a real Prometheus scraping both routers, and a query's answer;
 # - the routers' and ISPs' counters.
 # About a minute. It exits non-zero as soon as a step does not behave as described, and the
 # lab is always torn down.
@@ -85,8 +86,24 @@ for s in a b; do
         >"$logs/cp-$s" 2>&1 9>&- &
     pids+=($!)
 done
+# A real Prometheus in the core scrapes both control planes' /metrics every second.
+mkdir -p "$RUN/prometheus"
+cat >"$RUN/prometheus/prometheus.yml" <<'YAML'
+global: { scrape_interval: 1s, evaluation_interval: 1s }
+scrape_configs:
+  - job_name: m6
+    static_configs:
+      - targets: ["[::1]:9106"]
+        labels: { router: a }
+      - targets: ["[::1]:9107"]
+        labels: { router: b }
+YAML
+ip netns exec m6s-core prometheus --config.file="$RUN/prometheus/prometheus.yml" \
+    --storage.tsdb.path="$RUN/prometheus/data" --web.listen-address="[::1]:9090" \
+    >"$logs/prometheus" 2>&1 9>&- &
+pids+=($!)
 sleep 1
-ok "routers A and B forwarding; their control planes connected"
+ok "routers A and B forwarding; their control planes connected; Prometheus scraping both"
 
 step "Host A talks to host B: the first packets flow as plain IPv6, the contexts establish beside them"
 ip netns exec m6s-ahost ping -6 -n -c 3 -i 0.3 -I "$HOST_A" "$HOST_B" | tail -2 | show
@@ -184,6 +201,25 @@ say "Control plane A looked the server up $lookups time(s) (no M6 marker: not M6
     "remembered for the negative TTL) and sent it $inits INIT."
 [ "$inits" -eq 0 ] || fail "an INIT went to the plain server"
 ok "native traffic through the ISP that owns the source"
+
+step "Prometheus, scraping both routers' metrics"
+promql() { # QUERY
+    ip netns exec m6s-core curl -sfG 'http://[::1]:9090/api/v1/query' --data-urlencode "query=$1" |
+        /usr/bin/python3 -c '
+import json, sys
+for s in json.load(sys.stdin)["data"]["result"]:
+    labels = ",".join("%s=%s" % kv for kv in sorted(s["metric"].items()) if kv[0] not in ("job", "instance"))
+    print("%s: %.0f" % (labels or "-", float(s["value"][1])))'
+}
+q='sum by (router, isp) (increase(m6_isp_transmit_packets_total[5m]))'
+say "Query: $q"
+out=$(promql "$q") || fail "Prometheus did not answer: $(tail -3 "$logs/prometheus")"
+[ -n "$out" ] || fail "Prometheus has no m6 samples yet"
+printf '%s\n' "$out" | show
+q='m6_handshakes_completed_total'
+say "Query: $q"
+promql "$q" | show
+ok "Prometheus at [::1]:9090 in m6s-core has both routers' metrics (docs/operations.md lists them)"
 
 step "The routers' counters"
 for p in "${pids[@]:0:2}"; do kill -TERM "$p"; done
