@@ -43,6 +43,8 @@ use crate::engine::{
 };
 use crate::storage::{self, BirthdayCounter};
 
+/// How often the loop tells systemd's watchdog it is alive (the units set WatchdogSec=10).
+const WATCHDOG_INTERVAL: Duration = Duration::from_secs(1);
 /// How often the daemon tries to reach an absent dataplane.
 pub const RECONNECT_INTERVAL: Duration = Duration::from_millis(200);
 /// Messages queued for the dataplane at most (a resync of a million contexts fits; beyond:
@@ -216,7 +218,15 @@ impl Daemon {
     /// Runs until `stop` is set.
     pub fn run(&mut self, poll: &mut Poll, stop: &AtomicBool) -> Result<(), String> {
         let mut events = Events::with_capacity(64);
+        // systemd (Type=notify, WatchdogSec=): ready now, alive at every turn of the loop
+        // (at least once per RECONNECT_INTERVAL); both are no-ops outside systemd.
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+        let mut last_watchdog = Instant::now();
         while !stop.load(Ordering::Relaxed) {
+            if last_watchdog.elapsed() >= WATCHDOG_INTERVAL {
+                last_watchdog = Instant::now();
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+            }
             self.connect(poll);
             let timeout = self.next_timeout();
             if let Err(e) = poll.poll(&mut events, Some(timeout)) {
@@ -494,7 +504,7 @@ impl Daemon {
     }
 
     fn next_timeout(&self) -> Duration {
-        let mut t = RECONNECT_INTERVAL;
+        let mut t = RECONNECT_INTERVAL.min(WATCHDOG_INTERVAL);
         if let Some(((at, _), _)) = self.timers.iter().next() {
             t = t.min(at.saturating_sub(self.now()));
         }

@@ -321,3 +321,52 @@ fn a_dataplane_speaking_another_version_is_dropped() {
     stop.store(true, Ordering::Relaxed);
     daemon.join().unwrap();
 }
+
+/// Under systemd (Type=notify, WatchdogSec=), m6-controlplane says READY=1 once running and
+/// WATCHDOG=1 while its loop turns, even with no dataplane to talk to.
+#[test]
+fn systemd_hears_ready_then_watchdog_pings() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = dir.path().join("cp.yaml");
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "dns: {{ servers: [\"[::1]:5399\"] }}\nbirthday_file: {0}/birthday\n\
+             dataplane_socket: {0}/dp.sock\nadmin_socket: {0}/admin.sock\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let notify = dir.path().join("notify.sock");
+    let listener = UnixDatagram::bind(&notify).unwrap();
+    listener
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_m6-controlplane"))
+        .args(["--config", cfg_path.to_str().unwrap()])
+        .env("NOTIFY_SOCKET", &notify)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut said = Vec::new();
+    let mut buf = [0u8; 256];
+    while said.len() < 3 {
+        match listener.recv(&mut buf) {
+            Ok(n) => said.push(String::from_utf8_lossy(&buf[..n]).trim().to_string()),
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        said.first().map(String::as_str),
+        Some("READY=1"),
+        "{said:?}"
+    );
+    assert!(
+        said.iter().skip(1).filter(|m| *m == "WATCHDOG=1").count() >= 2,
+        "{said:?}"
+    );
+}

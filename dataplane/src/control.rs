@@ -54,7 +54,13 @@ pub struct WorkerTables {
     pub neighbors: Reader<NeighborTable>,
     pub isps: Reader<IspTable>,
     pub contexts: Reader<ContextTable>,
+    /// The site as last reloaded (addresses, prefixes, timers), which the worker compiles
+    /// again when it changes.
+    pub site: Reader<SiteTable>,
 }
+
+/// The published site: replaced whole at a reload.
+pub type SiteTable = crate::tables::Whole<std::sync::Arc<Site>>;
 
 /// The owner of the published tables.
 pub struct Control {
@@ -69,6 +75,8 @@ pub struct Control {
     site: SiteTables,
     /// The site as configured (reloads replace its policy, probes and RA settings).
     config: Site,
+    /// The site the workers compile their tables from.
+    site_writer: Writer<SiteTable>,
     /// Health probes through each ISP with beacons.
     prober: Prober,
     /// Router Advertisements on the LAN, when configured.
@@ -92,6 +100,7 @@ impl Control {
             m6_events_dropped: 0,
             site: SiteTables::new(site),
             config: site.clone(),
+            site_writer: Writer::new(crate::tables::Whole(std::sync::Arc::new(site.clone())), 4),
             prober: Prober::new(site),
             advertiser: Advertiser::new(site, seed()),
             frames: Vec::new(),
@@ -122,6 +131,21 @@ impl Control {
             (Some(a), true) => a.configure(site),
             (None, true) => self.advertiser = Advertiser::new(site, seed()),
             (_, false) => self.advertiser = None,
+        }
+        // Addresses, prefixes, proxied prefixes and ND timers: the owners here, and every
+        // worker at its next burst.
+        if site
+            .isps
+            .iter()
+            .map(|s| s.prefix)
+            .ne(self.config.isps.iter().map(|s| s.prefix))
+            || site.ports != self.config.ports
+            || site.proxied != self.config.proxied
+            || site.nd != self.config.nd
+        {
+            self.site = SiteTables::new(site);
+            self.neighbors.set_site(site);
+            self.site_writer.publish(std::sync::Arc::new(site.clone()));
         }
         self.config = site.clone();
         self.log.push("configuration reloaded".into());
@@ -177,6 +201,7 @@ impl Control {
             neighbors: self.neighbors.reader(),
             isps: self.isps.reader(),
             contexts: self.contexts.reader(),
+            site: self.site_writer.reader(),
         }
     }
 
@@ -368,6 +393,7 @@ impl Control {
         self.neighbors.flush();
         self.isps.flush();
         self.contexts.flush();
+        self.site_writer.flush();
     }
 
     fn probe_verdict(&mut self, isp: usize, up: bool, now: u64) {

@@ -258,6 +258,10 @@ fn run(config: &DataplaneConfig, path: &std::path::Path) -> Result<(), String> {
         handles.len()
     );
 
+    // systemd (Type=notify, WatchdogSec=): ready now; alive while every worker polls
+    // (each publishes its counters every 100 ms), told with the counters each second. Both
+    // are no-ops outside systemd.
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     // Control loop: neighbor owner, link state, stop.
     let mut link_up: Vec<Option<bool>> = vec![None; config.isps.len()];
     let mut last_poll = Instant::now() - LINK_POLL_INTERVAL;
@@ -268,6 +272,7 @@ fn run(config: &DataplaneConfig, path: &std::path::Path) -> Result<(), String> {
     let mut config = config.clone();
     let mut told_connections = 0;
     let mut last_counters = Instant::now();
+    let mut last_watchdog = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let now = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
         for ev in events_rx.try_iter() {
@@ -328,6 +333,16 @@ fn run(config: &DataplaneConfig, path: &std::path::Path) -> Result<(), String> {
                     channel.send(&state);
                     *t = Some(state);
                 }
+            }
+        }
+        if last_watchdog.elapsed() >= COUNTERS_INTERVAL {
+            last_watchdog = Instant::now();
+            let stuck = published.iter().any(|slot| {
+                let at = slot.lock().map_or(0, |s| s.at_ns);
+                now.saturating_sub(at) > WORKER_STUCK_NS
+            });
+            if !stuck {
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
             }
         }
         // Live counters for the control plane's metrics, once a second.
@@ -441,6 +456,10 @@ fn random_cookie() -> [u8; 8] {
     }
     b
 }
+
+/// A worker that has not published its counters for this long (ns) is stuck: systemd's
+/// watchdog is no longer told the dataplane is alive, and restarts it.
+const WORKER_STUCK_NS: u64 = 3_000_000_000;
 
 /// How often the control plane gets the counters.
 const COUNTERS_INTERVAL: Duration = Duration::from_secs(1);
@@ -558,7 +577,13 @@ fn apply_reload(
     for (isp, n) in s.isps.iter_mut().zip(&new.isps) {
         isp.weight = n.weight;
         isp.beacons = n.beacons.clone();
+        isp.prefix = n.prefix;
     }
+    for (port, n) in s.ports.iter_mut().zip(&new.ports) {
+        port.addresses = n.addresses.clone();
+    }
+    s.proxied = new.proxy_prefixes.clone();
+    s.nd = new.nd;
     s.policy = new.policy.clone();
     s.health = new.health;
     s.ra = new.router_advertisements.clone();
@@ -568,15 +593,16 @@ fn apply_reload(
     control.reconfigure(&s, now);
     *running = new;
     Ok(format!(
-        "{}: weights, beacons, admin states, {} policy rules, health and router advertisements applied",
+        "{}: prefixes, addresses, weights, beacons, admin states, {} policy rules, ND timers, health and router advertisements applied",
         path.display(),
         s.policy.len()
     ))
 }
 
 /// Reads the configuration again for a reload (SIGHUP): returns it if what differs from
-/// `running` may change live (ISP weights, beacons and admin states, policy rules, health
-/// probes and dampening, Router Advertisements); otherwise names what needs a restart.
+/// `running` may change live (ISP prefixes, weights, beacons and admin states, the ports'
+/// addresses, proxied prefixes, ND timers, policy rules, health probes and dampening,
+/// Router Advertisements); otherwise names what needs a restart.
 fn reload_config(
     path: &std::path::Path,
     running: &DataplaneConfig,
@@ -587,10 +613,16 @@ fn reload_config(
         s.weight = r.weight;
         s.beacons = r.beacons.clone();
         s.admin_up = r.admin_up;
+        s.prefix = r.prefix;
+    }
+    for (s, r) in same.ports.iter_mut().zip(&running.ports) {
+        s.addresses = r.addresses.clone();
     }
     same.policy = running.policy.clone();
     same.health = running.health;
     same.router_advertisements = running.router_advertisements.clone();
+    same.proxy_prefixes = running.proxy_prefixes.clone();
+    same.nd = running.nd;
     if same == *running {
         return Ok(new);
     }
@@ -601,7 +633,7 @@ fn reload_config(
             (same.mempool_mbufs, same.mempool_cache)
                 != (running.mempool_mbufs, running.mempool_cache),
         ),
-        ("ports", same.ports != running.ports),
+        ("ports (other than addresses)", same.ports != running.ports),
         ("lan_port", same.lan_port != running.lan_port),
         (
             "isps (other than weight, beacons, admin)",
@@ -614,8 +646,6 @@ fn reload_config(
             "icmp_errors_per_sec",
             same.icmp_errors_per_sec != running.icmp_errors_per_sec,
         ),
-        ("neighbor_discovery", same.nd != running.nd),
-        ("proxy", same.proxy_prefixes != running.proxy_prefixes),
         ("channel", same.channel != running.channel),
     ]
     .into_iter()

@@ -2849,3 +2849,42 @@ fn nptv6_translates_a_ula_host_both_ways_checksum_neutral() {
     assert!(seen.contains(&ISP1) && seen.contains(&ISP2), "{seen:?}");
     assert!(c(&pl, "nptv6.translated_out") == 32 && c(&pl, "nptv6.translated_in") >= 1);
 }
+
+/// A reload renumbers ISP1 (a new delegated prefix and the router's LAN address under it):
+/// the worker compiles the new site at its next sync, packets from the new prefix leave
+/// through ISP1 and the old prefix is no longer the site's (code 5).
+#[test]
+fn a_reload_renumbers_an_isp_without_a_restart() {
+    let mut pl = resolved();
+    let mut site = two_isp_site();
+    site.isps[0].prefix = "2001:db8:11::/48".parse().unwrap();
+    site.ports[0].addresses = vec![ip("2001:db8:11:1::1"), ip("2001:db8:2:1::1")];
+    pl.add_static_neighbor(LAN, ip("2001:db8:11:1::10"), HOST_MAC);
+    assert_eq!(
+        run(&mut pl, LAN, &outbound(HOST1, 64, 8), 0).0,
+        Next::Tx(ISP1)
+    );
+    pl.control.reconfigure(&site, 0);
+    pl.pl.sync();
+    assert_eq!(
+        run(&mut pl, LAN, &outbound("2001:db8:11:1::10", 64, 8), 0).0,
+        Next::Tx(ISP1),
+        "the new prefix leaves through ISP1"
+    );
+    let (next, out) = run(&mut pl, LAN, &outbound(HOST1, 64, 8), 0);
+    assert_eq!(
+        (next, out[54], out[55]),
+        (Next::Tx(LAN), 1, 5),
+        "the old prefix is gone"
+    );
+    assert_eq!(c(&pl, "drop.source_not_in_site_prefix"), 1);
+    // The router answers on its new address.
+    let echo = echo_request(
+        LAN_MAC,
+        HOST_MAC,
+        "2001:db8:11:1::10",
+        "2001:db8:11:1::1",
+        b"x",
+    );
+    assert_eq!(run(&mut pl, LAN, &echo, 0).0, Next::Tx(LAN));
+}

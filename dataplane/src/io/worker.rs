@@ -60,6 +60,9 @@ pub const PUBLISH_INTERVAL_NS: u64 = 100_000_000;
 pub struct WorkerSnapshot {
     pub counters: Option<Counters>,
     pub io: IoCounters,
+    /// When it was published, on the workers' clock (ns since the epoch of the plan): the
+    /// control thread tells systemd's watchdog only while every worker publishes.
+    pub at_ns: u64,
 }
 
 /// Counters of the I/O layer itself, per port index.
@@ -200,6 +203,7 @@ pub fn run_worker(
                     None => slot.counters = Some(pipeline.counters().clone()),
                 }
                 slot.io.clone_from(&io);
+                slot.at_ns = now_ns;
             }
         }
         if received > 0 {

@@ -195,6 +195,13 @@ pub struct NeighborOwner {
 
 impl NeighborOwner {
     /// An owner for `site`'s ports, with an empty table.
+    /// Takes a reloaded site (the router's addresses, prefixes, ND timers; ports and next
+    /// hops unchanged): new solicitations use them, entries stay.
+    pub fn set_site(&mut self, site: &Site) {
+        self.site = SiteTables::new(site);
+        self.timers = Timers::new(&site.nd);
+    }
+
     pub fn new(site: &Site) -> NeighborOwner {
         let tables = SiteTables::new(site);
         let n = site.ports.len();

@@ -192,6 +192,8 @@ pub struct Pipeline {
     reports: Vec<WorkerEvent>,
     /// NPTv6 mappings (empty unless configured).
     nptv6: Vec<nptv6::Mapping>,
+    /// The site as the control thread last published it (a reload).
+    site_reader: Reader<crate::control::SiteTable>,
 }
 
 /// Probe replies and router solicitations one burst reports at most (a flood of them
@@ -255,6 +257,7 @@ impl Pipeline {
             },
             reports: Vec::with_capacity(MAX_LOCAL_REPORTS),
             nptv6: nptv6::mappings(&site),
+            site_reader: tables.site,
             site,
         }
     }
@@ -293,6 +296,15 @@ impl Pipeline {
         self.resolver.sync();
         self.isps.sync();
         self.contexts.sync();
+        let before = std::sync::Arc::clone(&self.site_reader.get().0);
+        self.site_reader.sync();
+        if !std::sync::Arc::ptr_eq(&before, &self.site_reader.get().0) {
+            // A reload changed addresses or prefixes: compile the site again (rare).
+            let site: Site = (*self.site_reader.get().0).clone();
+            self.tables = SiteTables::new(&site);
+            self.nptv6 = nptv6::mappings(&site);
+            self.site = site;
+        }
     }
 
     fn process_chunk<B: PacketBuf>(
