@@ -1,5 +1,5 @@
 # The front door. `make demo` and `make test` set the machine up first (idempotent).
-.PHONY: setup build demo test lint fmt clean lab-down sim-soak
+.PHONY: setup build demo test lint fmt clean lab-down sim-soak bench bench-linux
 
 setup:
 	@bash scripts/setup.sh
@@ -19,6 +19,17 @@ test: setup
 # given; the range is printed so a failure replays): `make sim-soak M6_SIM_SEEDS=1000000`.
 sim-soak: setup
 	M6_SIM_SEEDS=$${M6_SIM_SEEDS:-100000} M6_SIM_FIRST=$${M6_SIM_FIRST:-random} cargo test --release -p controlplane --test sim -- --nocapture
+
+# Cycles per packet per class beside a same-run baseline (docs/performance.md). Not in CI;
+# CI compiles the benchmarks (`make test` runs clippy --all-targets).
+bench: setup
+	cargo bench -p dataplane --bench classes
+
+# The lab forwarded by m6-dataplane, then by the Linux kernel with source-specific rules:
+# TCP and 64-octet UDP, with the ratios.
+bench-linux: setup
+	cargo build --release -p dataplane --bin m6-dataplane
+	bash scripts/bench-linux.sh
 
 lint:
 	cargo fmt --all -- --check

@@ -55,6 +55,20 @@ if [ -z "${M6_RUST_IMAGE:-}" ] && ! "${podman[@]}" image exists "$rust"; then
     rm -rf "$tmp"
 fi
 
+# The crates, vendored into the build context: the build inside the image needs no network
+# (a TLS-inspecting proxy's certificate, say, is not trusted in there).
+say "vendoring the crates into docker/.vendor (cargo vendor)"
+rm -rf "$repo/docker/.vendor"
+mkdir -p "$repo/docker/.vendor"
+(cd "$repo" && cargo vendor --locked --quiet docker/.vendor/crates >/dev/null)
+cat >"$repo/docker/.vendor/config.toml" <<'TOML'
+[source.crates-io]
+replace-with = "vendored-sources"
+
+[source.vendored-sources]
+directory = "docker/.vendor/crates"
+TOML
+
 for target in dataplane controlplane; do
     say "building m6-$target (podman build --isolation=chroot, target $target)"
     "${podman[@]}" build --isolation=chroot -f "$repo/docker/Dockerfile" --target "$target" \

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# `make bench-linux`: the namespace lab (lab/topology.sh) forwarded once by m6-dataplane
+# and once by the Linux kernel routing the very same veths with source-specific rules
+# (`ip -6 rule from PA1 lookup 101`, `from PA2 lookup 102`), offloads off in both runs.
+# Each run: a TCP stream (iperf3, 8 s) from PA1 to the server, and a 64-octet UDP flood
+# (iperf3 -u, 18-octet payloads, unlimited rate, 5 s) whose delivered packets per second
+# the server counts. Prints both figures and the ratios (ours / kernel).
+#
+# Environment: M6_DATAPLANE (default target/release/m6-dataplane). Not run in CI.
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=lab/lib.sh
+. "$repo/lab/lib.sh"
+DP=${M6_DATAPLANE:-$repo/target/release/m6-dataplane}
+[ -x "$DP" ] || lab_die "no $DP: cargo build --release -p dataplane" || exit 1
+lab_require_root
+dp_pid=
+cleanup() {
+    [ -z "$dp_pid" ] || kill -TERM "$dp_pid" 2>/dev/null || true
+    bash "$repo/lab/topology.sh" down >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+tcp() { # -> Mbit/s received
+    ip netns exec "$LAB_NS_LAN" timeout 30 iperf3 -6 -J -c "$LAB_SERVER" -p "$LAB_IPERF_PORT" \
+        -B "$LAB_HOST_PA1" -t 8 --connect-timeout 3000 |
+        /usr/bin/python3 -c 'import json,sys; print("%.0f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e6))'
+}
+udp64() { # -> packets per second delivered
+    ip netns exec "$LAB_NS_LAN" timeout 30 iperf3 -6 -J -u -b 0 -l 18 -c "$LAB_SERVER" \
+        -p "$LAB_IPERF_PORT" -B "$LAB_HOST_PA1" -t 5 --connect-timeout 3000 |
+        /usr/bin/python3 -c 'import json,sys
+s = json.load(sys.stdin)["end"]["sum"]
+print("%.0f" % ((s["packets"] - s["lost_packets"]) / s["seconds"]))'
+}
+
+bash "$repo/lab/topology.sh" up >/dev/null
+ip netns exec "$LAB_NS_RTR" "$DP" --config "$repo/configs/lab.yaml" >/tmp/m6-bench-linux.log 2>&1 &
+dp_pid=$!
+for _ in $(seq 1 100); do grep -q forwarding /tmp/m6-bench-linux.log && break; sleep 0.1; done
+lab_ping_wait "$LAB_HOST_PA1" 10 >/dev/null
+ours_tcp=$(tcp)
+ours_udp=$(udp64)
+kill -TERM "$dp_pid"
+wait "$dp_pid" 2>/dev/null || true
+dp_pid=
+
+# The kernel, same veths and offloads: IPv6 on, the router's addresses, forwarding, and a
+# routing table per source prefix toward the ISP that owns it.
+r=$LAB_NS_RTR
+for ifc in lan isp1 isp2; do _lab_sysctl "$r" "net.ipv6.conf.$ifc.disable_ipv6=0"; done
+_lab_sysctl "$r" net.ipv6.conf.all.forwarding=1
+ip -n "$r" -6 addr add 2001:db8:1:1::1/64 dev lan nodad
+ip -n "$r" -6 addr add 2001:db8:2:1::1/64 dev lan nodad
+ip -n "$r" -6 addr add 2001:db8:ff01::2/64 dev isp1 nodad
+ip -n "$r" -6 addr add 2001:db8:ff02::2/64 dev isp2 nodad
+ip -n "$r" -6 route add default via 2001:db8:ff01::1 dev isp1 table 101
+ip -n "$r" -6 route add default via 2001:db8:ff02::1 dev isp2 table 102
+ip -n "$r" -6 rule add from "$LAB_PA1" lookup 101
+ip -n "$r" -6 rule add from "$LAB_PA2" lookup 102
+lab_ping_wait "$LAB_HOST_PA1" 10 >/dev/null
+linux_tcp=$(tcp)
+linux_udp=$(udp64)
+
+ratio() { /usr/bin/python3 -c "print('%.2f' % ($1 / max($2, 1)))"; }
+printf '%-34s %12s %12s %8s\n' "lab, $(date -u +%F), $(git -C "$repo" rev-parse --short HEAD)" "m6-dataplane" "Linux" "ratio"
+printf '%-34s %12s %12s %8s\n' "TCP, 8 s, Mbit/s" "$ours_tcp" "$linux_tcp" "$(ratio "$ours_tcp" "$linux_tcp")"
+printf '%-34s %12s %12s %8s\n' "UDP 64-octet frames, pps delivered" "$ours_udp" "$linux_udp" "$(ratio "$ours_udp" "$linux_udp")"
