@@ -172,7 +172,15 @@ fn rewrite() -> Vec<Vec<u8>> {
     (0..BURST)
         .map(|i| {
             let dst = format!("2001:db8:98::{:x}", i + 1);
-            let mut f = ip_frame(LAN_MAC, HOST_MAC, "2001:db8:1:1::10", &dst, 64, 161, &[0u8; 18]);
+            let mut f = ip_frame(
+                LAN_MAC,
+                HOST_MAC,
+                "2001:db8:1:1::10",
+                &dst,
+                64,
+                161,
+                &[0u8; 18],
+            );
             f[17] = i as u8;
             f
         })

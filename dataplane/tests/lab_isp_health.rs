@@ -117,24 +117,8 @@ fn lab_isp_health() {
     let mut rb = router("b");
     let ca = control("a");
     let cb = control("b");
-    let (ok, out) = sh(&format!(
-        "ip netns exec m6s-ahost ping -6 -n -c 1 -W 2 -I {HOST_A} {HOST_B}"
-    ));
-    assert!(ok, "A cannot reach B at all:\n{out}");
-    assert!(
-        ca.wait_line("Established", Duration::from_secs(20))
-            .is_some()
-            && cb
-                .wait_line("Established", Duration::from_secs(5))
-                .is_some(),
-        "no context\n{}\n{}",
-        ca.output(),
-        cb.output()
-    );
-    let (ok, out) = sh(&format!(
-        "ip netns exec m6s-bhost iperf3 -s -B {HOST_B} -p 5201 -D -I /run/m6-twosite/b-iperf.pid"
-    ));
-    assert!(ok, "{out}");
+    establish_contexts(&ca, &cb);
+    serve_iperf_at_b();
 
     // The SLAAC host numbers itself from both ISPs' prefixes, and rdisc6 reads the RA.
     let start = Instant::now();

@@ -130,24 +130,8 @@ fn lab_operations() {
         out.lines().next().unwrap_or_default()
     ));
 
-    let (ok, out) = sh(&format!(
-        "ip netns exec m6s-ahost ping -6 -n -c 1 -W 2 -I {HOST_A} {HOST_B}"
-    ));
-    assert!(ok, "A cannot reach B:\n{out}");
-    assert!(
-        ca.wait_line("Established", Duration::from_secs(20))
-            .is_some()
-            && cb
-                .wait_line("Established", Duration::from_secs(5))
-                .is_some(),
-        "no context\n{}\n{}",
-        ca.output(),
-        cb.output()
-    );
-    let (ok, out) = sh(&format!(
-        "ip netns exec m6s-bhost iperf3 -s -B {HOST_B} -p 5201 -D -I /run/m6-twosite/b-iperf.pid"
-    ));
-    assert!(ok, "{out}");
+    establish_contexts(&ca, &cb);
+    serve_iperf_at_b();
     thread::sleep(Duration::from_millis(300));
 
     let u = udp_transfer(9, 20);

@@ -277,3 +277,29 @@ pub fn fail_with_drops(ra: &mut Dataplane, rb: &mut Dataplane, why: &str) -> ! {
     }
     panic!("{why}\n{}", moved.join("\n"));
 }
+
+/// Host A pings host B, and both control planes establish a context within 20 s.
+pub fn establish_contexts(ca: &Dataplane, cb: &Dataplane) {
+    let (ok, out) = sh(&format!(
+        "ip netns exec m6s-ahost ping -6 -n -c 1 -W 2 -I {HOST_A} {HOST_B}"
+    ));
+    assert!(ok, "A cannot reach B at all:\n{out}");
+    assert!(
+        ca.wait_line("Established", Duration::from_secs(20))
+            .is_some()
+            && cb
+                .wait_line("Established", Duration::from_secs(5))
+                .is_some(),
+        "no context\n{}\n{}",
+        ca.output(),
+        cb.output()
+    );
+}
+
+/// An iperf3 server at host B (port 5201), as a daemon.
+pub fn serve_iperf_at_b() {
+    let (ok, out) = sh(&format!(
+        "ip netns exec m6s-bhost iperf3 -s -B {HOST_B} -p 5201 -D -I /run/m6-twosite/b-iperf.pid"
+    ));
+    assert!(ok, "{out}");
+}
