@@ -79,6 +79,36 @@ pub use mbuf::{free_bulk, Mbuf};
 pub use mempool::Mempool;
 pub use port::{LinkStatus, Port, PortConfig, PortStats, RxQueue, TxQueue};
 
+/// The CPU's time-stamp counter (cycles at a constant rate on every CPU this project runs
+/// on): what DPDK's `rte_rdtsc` reads, for benchmarks that report cycles per packet.
+/// Needs no EAL. On other architectures: nanoseconds of a monotonic clock instead.
+#[inline]
+pub fn tsc() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: RDTSC reads a counter; it has no preconditions, touches no memory, and
+        // every x86_64 CPU has it.
+        unsafe { core::arch::x86_64::_rdtsc() }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        use std::sync::OnceLock;
+        static START: OnceLock<std::time::Instant> = OnceLock::new();
+        START
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_nanos() as u64
+    }
+}
+
+/// [`tsc`] ticks per second, measured against the monotonic clock over `over`.
+pub fn tsc_hz(over: std::time::Duration) -> u64 {
+    let (t0, c0) = (std::time::Instant::now(), tsc());
+    std::thread::sleep(over);
+    let (dt, dc) = (t0.elapsed(), tsc().wrapping_sub(c0));
+    (dc as f64 / dt.as_secs_f64()) as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,34 +140,4 @@ mod tests {
             std::mem::size_of::<*mut sys::rte_mbuf>()
         );
     }
-}
-
-/// The CPU's time-stamp counter (cycles at a constant rate on every CPU this project runs
-/// on): what DPDK's `rte_rdtsc` reads, for benchmarks that report cycles per packet.
-/// Needs no EAL. On other architectures: nanoseconds of a monotonic clock instead.
-#[inline]
-pub fn tsc() -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: RDTSC reads a counter; it has no preconditions, touches no memory, and
-        // every x86_64 CPU has it.
-        unsafe { core::arch::x86_64::_rdtsc() }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        use std::sync::OnceLock;
-        static START: OnceLock<std::time::Instant> = OnceLock::new();
-        START
-            .get_or_init(std::time::Instant::now)
-            .elapsed()
-            .as_nanos() as u64
-    }
-}
-
-/// [`tsc`] ticks per second, measured against the monotonic clock over `over`.
-pub fn tsc_hz(over: std::time::Duration) -> u64 {
-    let (t0, c0) = (std::time::Instant::now(), tsc());
-    std::thread::sleep(over);
-    let (dt, dc) = (t0.elapsed(), tsc().wrapping_sub(c0));
-    (dc as f64 / dt.as_secs_f64()) as u64
 }
