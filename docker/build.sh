@@ -20,8 +20,12 @@ if [ ${#need[@]} -gt 0 ]; then
     say "installing ${need[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-# vfs works in every environment (no overlay mounts inside a VM or container needed).
-export STORAGE_DRIVER=${STORAGE_DRIVER:-vfs}
+# overlay where the kernel has it (layers share files); vfs elsewhere (every layer a full
+# copy: tens of GB for the build stage).
+if [ -z "${STORAGE_DRIVER:-}" ]; then
+    if grep -qw overlay /proc/filesystems; then STORAGE_DRIVER=overlay; else STORAGE_DRIVER=vfs; fi
+fi
+export STORAGE_DRIVER
 podman=(podman --storage-driver "$STORAGE_DRIVER")
 
 base=${M6_BASE:-localhost/m6-debian12}
