@@ -4,4 +4,6 @@
 mod mbuf;
 mod worker;
 
-pub use worker::{run_worker, ControlMsg, IoCounters, WorkerPlan, WorkerSnapshot, BURST_SIZE};
+pub use worker::{
+    run_worker, ControlMsg, IoCounters, WorkerPlan, WorkerSnapshot, BURST_SIZE, PUBLISH_INTERVAL_NS,
+};
