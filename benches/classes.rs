@@ -156,11 +156,13 @@ fn proxy_in(contexts: &[Context], pick: &[usize]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Plain UDP from PA1 and PA2 to 32 destinations (source-prefix egress).
+/// Plain UDP from PA1 and PA2 to 32 destinations (source-prefix egress), from hosts
+/// outside the proxied /64s (a proxied host's packet to a peer without a context is the
+/// proxy's business, not this class's).
 fn plain() -> Vec<Vec<u8>> {
     (0..BURST)
         .map(|i| {
-            let src = ["2001:db8:1:1::10", "2001:db8:2:1::10"][i % 2];
+            let src = ["2001:db8:1:5::10", "2001:db8:2:5::10"][i % 2];
             let dst = format!("2001:db8:98::{:x}", i + 1);
             udp_frame(LAN_MAC, HOST_MAC, src, &dst, 64, 18)
         })
