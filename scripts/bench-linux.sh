@@ -2,8 +2,8 @@
 # `make bench-linux`: the namespace lab (lab/topology.sh) forwarded once by m6-dataplane
 # and once by the Linux kernel routing the very same veths with source-specific rules
 # (`ip -6 rule from PA1 lookup 101`, `from PA2 lookup 102`), offloads off in both runs.
-# Each run: a TCP stream (iperf3, 8 s) from PA1 to the server, and a 64-octet UDP flood
-# (iperf3 -u, 18-octet payloads, unlimited rate, 5 s) whose delivered packets per second
+# Each run: a TCP stream (iperf3, 8 s) from PA1 to the server, and a small-packet UDP flood
+# (iperf3 -u, 18-octet payloads: 80-octet frames, unlimited rate, 5 s) whose delivered packets per second
 # the server counts. Prints both figures and the ratios (ours / kernel).
 #
 # Environment: M6_DATAPLANE (default target/release/m6-dataplane). Not run in CI.
@@ -65,4 +65,4 @@ linux_udp=$(udp64)
 ratio() { /usr/bin/python3 -c "print('%.2f' % ($1 / max($2, 1)))"; }
 printf '%-34s %12s %12s %8s\n' "lab, $(date -u +%F), $(git -C "$repo" rev-parse --short HEAD)" "m6-dataplane" "Linux" "ratio"
 printf '%-34s %12s %12s %8s\n' "TCP, 8 s, Mbit/s" "$ours_tcp" "$linux_tcp" "$(ratio "$ours_tcp" "$linux_tcp")"
-printf '%-34s %12s %12s %8s\n' "UDP 64-octet frames, pps delivered" "$ours_udp" "$linux_udp" "$(ratio "$ours_udp" "$linux_udp")"
+printf '%-34s %12s %12s %8s\n' "UDP 80-octet frames, pps delivered" "$ours_udp" "$linux_udp" "$(ratio "$ours_udp" "$linux_udp")"

@@ -91,7 +91,7 @@ fn frame(a: &Args, src_mac: [u8; 6], dst_mac: [u8; 6], f: u32) -> Vec<u8> {
             a.dst_locator.unwrap_or(a.dst_aid),
         )
     };
-    let label = (a.flow_label + f) & 0xf_ffff;
+    let label = a.flow_label.wrapping_add(f) & 0xf_ffff;
     let udp_len = a.size.saturating_sub(14 + 40).max(8);
     let mut udp = vec![0u8; udp_len];
     udp[0..2].copy_from_slice(&(10_000 + (f % 50_000) as u16).to_be_bytes());
@@ -102,7 +102,11 @@ fn frame(a: &Args, src_mac: [u8; 6], dst_mac: [u8; 6], f: u32) -> Vec<u8> {
     }
     // Over the AIDs (seed 001 section 10): what the peer's host verifies once its router
     // has restored them.
-    let sum = checksum::upper_layer_checksum(&a.src_aid, &a.dst_aid, IPPROTO_UDP, &udp);
+    // A computed 0 is sent as 0xffff (RFC 8200 section 8.1: 0 means no checksum).
+    let sum = match checksum::upper_layer_checksum(&a.src_aid, &a.dst_aid, IPPROTO_UDP, &udp) {
+        0 => 0xffff,
+        s => s,
+    };
     udp[6..8].copy_from_slice(&sum.to_be_bytes());
     let nh = if a.plain {
         IPPROTO_UDP

@@ -10,9 +10,12 @@
 //! - `contexts`: every context installed in the dataplane, with AIDs, F(local), F(peer),
 //!   Lp(peer) and Lsv(peer) (seed 001 section 2.1 notation).
 //!
-//! An unknown command is answered `{"error": "..."}`. The daemon's loop spends at most
-//! [`CLIENT_TIMEOUT`] on a client (reading its request and writing the answer together) and
-//! serves at most [`CLIENTS_PER_TURN`] per turn.
+//! More: `isps`, `isp drain|undrain NAME`, `context F`, `dns cache`, `stats`, and two the
+//! dataplane answers (`neighbors`, `reload`), whose clients wait (at most
+//! [`DATAPLANE_TIMEOUT`]) while the daemon serves others. An unknown command is answered
+//! `{"error": "..."}`. The daemon's loop spends at most [`CLIENT_TIMEOUT`] reading a
+//! client's request and as much writing its answer, and serves at most
+//! [`CLIENTS_PER_TURN`] new clients per turn.
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};

@@ -43,6 +43,9 @@ use crate::engine::{
 };
 use crate::storage::{self, BirthdayCounter};
 
+/// DNS cache entries `m6ctl dns cache` shows at most (the answer must be written within the
+/// admin socket's deadline).
+const MAX_DNS_CACHE_SHOWN: usize = 1000;
 /// How often the loop tells systemd's watchdog it is alive (the units set WatchdogSec=10).
 const WATCHDOG_INTERVAL: Duration = Duration::from_secs(1);
 /// How often the daemon tries to reach an absent dataplane.
@@ -396,7 +399,9 @@ impl Daemon {
                     })
                     .collect();
                 v.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-                return serde_json::Value::Array(v);
+                let total = v.len();
+                v.truncate(MAX_DNS_CACHE_SHOWN);
+                return json!({ "total": total, "entries": v });
             }
             ["stats"] => {
                 let counters: serde_json::Map<String, serde_json::Value> = self

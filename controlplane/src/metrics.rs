@@ -54,6 +54,8 @@ pub struct Metrics {
     polls: HashMap<String, (u64, u64)>,
     /// Each ISP's answered probe rounds as last seen.
     rounds: HashMap<u16, u64>,
+    /// The dataplane's clock at its last counters (`clock.ns`): smaller means it restarted.
+    dataplane_clock: u64,
 }
 
 /// (name, help, label names) of every counter.
@@ -251,6 +253,21 @@ const COUNTERS: &[(&str, &str, &[&str])] = &[
     ),
 ];
 
+/// The counters the control plane keeps itself (not reset when the dataplane restarts).
+const CONTROL_PLANE_COUNTERS: &[&str] = &[
+    "m6_handshakes_started_total",
+    "m6_handshakes_completed_total",
+    "m6_handshakes_failed_total",
+    "m6_control_messages_sent_total",
+    "m6_control_messages_received_total",
+    "m6_control_messages_rejected_total",
+    "m6_retransmissions_total",
+    "m6_dns_lookups_total",
+    "m6_dns_cache_hits_total",
+    "m6_dns_cache_misses_total",
+    "m6_channel_connections_total",
+];
+
 /// (name, help, label names) of every gauge.
 const GAUGES: &[(&str, &str, &[&str])] = &[
     ("m6_isp_up", "1 while the ISP may carry traffic.", &["isp"]),
@@ -358,6 +375,7 @@ impl Metrics {
             last: HashMap::new(),
             polls: HashMap::new(),
             rounds: HashMap::new(),
+            dataplane_clock: 0,
         }
     }
 
@@ -400,11 +418,22 @@ impl Metrics {
 
     /// Takes the dataplane's counters (dotted names, running totals).
     pub fn dataplane_counters(&mut self, values: &[(String, u64)]) {
+        let clock = values
+            .iter()
+            .find(|(n, _)| n == "clock.ns")
+            .map_or(0, |(_, v)| *v);
+        if clock < self.dataplane_clock {
+            // The dataplane restarted: its counters start over, even those that are already
+            // back above their last value, and so do the probe rounds.
+            self.dataplane_restarted();
+        }
+        self.dataplane_clock = clock;
         let mut polls: HashMap<String, (u64, u64)> = HashMap::new();
         for (name, value) in values {
             let v = *value;
             let parts: Vec<&str> = name.split('.').collect();
             match parts.as_slice() {
+                ["clock", "ns"] => {}
                 ["port", port, stat] => {
                     let metric = match *stat {
                         "ipackets" => Some("m6_port_receive_packets_total"),
@@ -486,6 +515,25 @@ impl Metrics {
             }
             self.polls.insert(w, (busy, idle));
         }
+    }
+
+    /// Forgets what was mirrored from the dataplane: the next values count from zero.
+    fn dataplane_restarted(&mut self) {
+        let ours: Vec<_> = self
+            .last
+            .keys()
+            .filter(|(name, _)| !CONTROL_PLANE_COUNTERS.contains(name))
+            .cloned()
+            .collect();
+        for (name, labels) in ours {
+            self.last.remove(&(name, labels.clone()));
+            if let Some(vec) = self.counters.get(name) {
+                let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+                vec.with_label_values(&labels).reset();
+            }
+        }
+        self.rounds.clear();
+        self.polls.clear();
     }
 
     /// Takes one ISP's state from the dataplane.
@@ -668,8 +716,17 @@ mod tests {
             Some(1.0)
         );
         assert_eq!(value(&t, "m6_worker_busy_ratio{worker=\"0\"}"), Some(0.25));
-        // The dataplane restarted: counters start over rather than go backwards.
-        m.dataplane_counters(&snap(7));
+        // The dataplane restarted (its clock went back): counters start over rather than go
+        // backwards, even one already past its last value.
+        let mut restarted = snap(7);
+        restarted.push(("clock.ns".to_string(), 1));
+        restarted.push(("drop.cc_rate_limited".to_string(), 5));
+        m.dataplane_counters(&[("clock.ns".to_string(), 9_000_000_000)]);
+        m.dataplane_counters(&restarted);
+        assert_eq!(
+            value(&m.render(), "m6_drops_total{reason=\"cc_rate_limited\"}"),
+            Some(5.0)
+        );
         assert_eq!(
             value(&m.render(), "m6_port_receive_packets_total{port=\"lan\"}"),
             Some(7.0)

@@ -349,6 +349,7 @@ fn run(config: &DataplaneConfig, path: &std::path::Path) -> Result<(), String> {
         if channel.connected() && last_counters.elapsed() >= COUNTERS_INTERVAL {
             last_counters = Instant::now();
             let values = live_counters(
+                now,
                 &ports,
                 &config,
                 &published,
@@ -418,7 +419,9 @@ fn run(config: &DataplaneConfig, path: &std::path::Path) -> Result<(), String> {
         }
     }
     println!("m6-dataplane: stopped; final counters");
+    let now = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
     for (name, value) in live_counters(
+        now,
         &ports,
         &config,
         &published,
@@ -469,6 +472,7 @@ const COUNTERS_INTERVAL: Duration = Duration::from_secs(1);
 /// pipeline's names) and its own (`worker.<n>.*`), the I/O layer's (`io.*`), the channel's
 /// and the control thread's (neighbor owner, probes, RAs).
 fn live_counters(
+    now_ns: u64,
     ports: &[Port],
     config: &DataplaneConfig,
     published: &[Arc<Mutex<WorkerSnapshot>>],
@@ -476,7 +480,9 @@ fn live_counters(
     channel: &dataplane::channel::ChannelServer,
     extra: &[u64; 2],
 ) -> Vec<(String, u64)> {
-    let mut out: Vec<(String, u64)> = Vec::new();
+    // The dataplane's clock (ns since start) at this reading: rates divide by its
+    // differences; a smaller value than the last one means the dataplane restarted.
+    let mut out: Vec<(String, u64)> = vec![("clock.ns".to_string(), now_ns)];
     let mut merged: Option<Counters> = None;
     let mut io = IoCounters::default();
     for (w, slot) in published.iter().enumerate() {
@@ -592,9 +598,15 @@ fn apply_reload(
     }
     control.reconfigure(&s, now);
     *running = new;
+    let weights: Vec<String> = s
+        .isps
+        .iter()
+        .map(|i| format!("{}={}", i.name, i.weight))
+        .collect();
     Ok(format!(
-        "{}: prefixes, addresses, weights, beacons, admin states, {} policy rules, ND timers, health and router advertisements applied",
+        "{}: applied: weights {}, {} policy rules; prefixes, addresses, beacons, admin states, ND timers, health and router advertisements as in the file",
         path.display(),
+        weights.join(" "),
         s.policy.len()
     ))
 }
@@ -636,7 +648,7 @@ fn reload_config(
         ("ports (other than addresses)", same.ports != running.ports),
         ("lan_port", same.lan_port != running.lan_port),
         (
-            "isps (other than weight, beacons, admin)",
+            "isps (other than prefix, weight, beacons, admin)",
             same.isps != running.isps,
         ),
         ("workers", same.workers != running.workers),

@@ -95,7 +95,14 @@ pub fn check_solicitation<B: PacketBuf>(
 struct Advertised {
     prefix: Addr,
     isp: Option<usize>,
+    /// Gone from the configuration (a renumbering): advertised deprecated, with a valid
+    /// lifetime of two hours at most (RFC 4862 5.5.3 e lets no RA shorten it further), so
+    /// hosts move their new connections off it (RFC 8978).
+    retired: bool,
 }
+
+/// The valid lifetime of a retired prefix (s): RFC 4862 section 5.5.3 (e)'s floor.
+const RETIRED_VALID_S: u32 = 7200;
 
 /// When and what to advertise on the LAN port: the control thread's state machine.
 pub struct Advertiser {
@@ -145,7 +152,8 @@ impl Advertiser {
         if let Some(cfg) = site.ra.clone() {
             self.cfg = cfg;
         }
-        self.prefixes.clear();
+        // Prefixes the configuration drops are kept, retired.
+        let mut old = std::mem::take(&mut self.prefixes);
         for a in site
             .ports
             .get(site.lan_port)
@@ -162,7 +170,16 @@ impl Advertiser {
                 continue;
             }
             let isp = site.isps.iter().position(|s| s.prefix.contains(a));
-            self.prefixes.push(Advertised { prefix, isp });
+            self.prefixes.push(Advertised {
+                prefix,
+                isp,
+                retired: false,
+            });
+        }
+        old.retain(|o| !self.prefixes.iter().any(|p| p.prefix == o.prefix));
+        for mut o in old {
+            o.retired = true;
+            self.prefixes.push(o);
         }
         self.said = None;
     }
@@ -218,8 +235,9 @@ impl Advertiser {
             .prefixes
             .iter()
             .map(|p| {
-                p.isp
-                    .is_none_or(|i| isps.get(i).is_some_and(|l| l.eligible()))
+                !p.retired
+                    && p.isp
+                        .is_none_or(|i| isps.get(i).is_some_and(|l| l.eligible()))
             })
             .collect();
         (router, preferred)
@@ -244,7 +262,12 @@ impl Advertiser {
         msg.extend_from_slice(&u32::from(self.mtu).to_be_bytes());
         for (p, &preferred) in self.prefixes.iter().zip(&state.1) {
             msg.extend_from_slice(&[PIO_TYPE, 4, 64, 0xc0]); // L and A
-            msg.extend_from_slice(&c.valid_lifetime_s.to_be_bytes());
+            let valid = if p.retired {
+                c.valid_lifetime_s.min(RETIRED_VALID_S)
+            } else {
+                c.valid_lifetime_s
+            };
+            msg.extend_from_slice(&valid.to_be_bytes());
             let pref = if preferred { c.preferred_lifetime_s } else { 0 };
             msg.extend_from_slice(&pref.to_be_bytes());
             msg.extend_from_slice(&[0; 4]);
@@ -404,6 +427,27 @@ mod tests {
         frames.clear();
         a.tick(12 * S, &up, &mut |p, f| frames.push((p, f)));
         assert!(decode(&frames[0].1).1.iter().all(|p| p.2 == 14_400));
+    }
+
+    /// A renumbering: the prefix the file no longer has is advertised deprecated with a
+    /// two-hour valid lifetime, the new one preferred.
+    #[test]
+    fn a_renumbered_prefix_is_retired_not_dropped() {
+        let mut s = site();
+        let mut a = Advertiser::new(&s, 3).unwrap();
+        let up = [IspLive::UP; 2];
+        let mut frames = Vec::new();
+        a.tick(0, &up, &mut |_, f| frames.push(f));
+        s.ports[0].addresses[0] = ip("2001:db8:1:7::1");
+        a.configure(&s);
+        frames.clear();
+        a.tick(4 * S, &up, &mut |_, f| frames.push(f));
+        let (_, pios, _, _) = decode(&frames[0]);
+        assert!(
+            pios.contains(&(ip("2001:db8:1:7::"), 86_400, 14_400)),
+            "{pios:?}"
+        );
+        assert!(pios.contains(&(ip("2001:db8:1:1::"), 7200, 0)), "{pios:?}");
     }
 
     #[test]

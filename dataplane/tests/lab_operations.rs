@@ -198,7 +198,10 @@ fn lab_operations() {
         + "policy:\n  - { prefix: \"2001:db8:3::/48\", action: prefer, isps: [isp2] }\n";
     std::fs::write(LIVE_CONFIG, &changed).expect("write");
     let (code, out) = ctl("reload");
-    assert!(code == 0 && out.contains("1 policy rules"), "{out}");
+    assert!(
+        code == 0 && out.contains("weights isp1=1 isp2=5") && out.contains("1 policy rules"),
+        "{out}"
+    );
     report.push(format!("m6ctl reload: {}", out.trim()));
     std::fs::write(LIVE_CONFIG, changed.replace("mbufs: 8191", "mbufs: 16383")).expect("write");
     let (code, out) = ctl("reload");

@@ -21,7 +21,7 @@ use std::net::Ipv6Addr;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version both sides must speak.
-pub const VERSION: u16 = 3;
+pub const VERSION: u16 = 4;
 /// The largest encoded message (a 64 KiB packet and its envelope).
 pub const MAX_MESSAGE: usize = 65_536 + 1024;
 
@@ -175,8 +175,9 @@ pub enum ReplyMsg {
     Reloaded { ok: bool, message: String },
 }
 
-/// Neighbor-cache entries one reply carries at most (the channel's datagrams are bounded).
-pub const MAX_NEIGHBORS_IN_REPLY: usize = 1000;
+/// Neighbor-cache entries one reply carries at most: 500 entries with 32-character port
+/// names stay well within [`MAX_MESSAGE`].
+pub const MAX_NEIGHBORS_IN_REPLY: usize = 500;
 
 /// One neighbor-cache entry (RFC 4861 section 7.3.2 state names).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]

@@ -269,10 +269,10 @@ fn stats(cli: &Cli, watch: bool, count: Option<u32>) -> ExitCode {
             Ok(a) => a,
             Err(code) => return code,
         };
-        let dt = (after["uptime_secs"].as_f64().unwrap_or(0.0)
-            - before["uptime_secs"].as_f64().unwrap_or(0.0))
-        .max(0.001);
         let (c0, c1) = (counters(&before), counters(&after));
+        // Over the dataplane's own clock between its two readings.
+        let clock = |c: &BTreeMap<String, u64>| c.get("clock.ns").copied().unwrap_or(0);
+        let dt = (clock(&c1).saturating_sub(clock(&c0)) as f64 / 1e9).max(0.001);
         let rate = |k: &str| {
             c1.get(k)
                 .copied()
@@ -391,7 +391,8 @@ fn print_neighbors(a: &Value) {
 
 fn print_dns(a: &Value) {
     println!("{:<8} {:<44} {:>9}  answer", "query", "name", "expires");
-    for e in a.as_array().cloned().unwrap_or_default() {
+    let entries = a["entries"].as_array().cloned().unwrap_or_default();
+    for e in &entries {
         println!(
             "{:<8} {:<44} {:>8.0}s  {}",
             s(&e["query"]),
@@ -400,6 +401,7 @@ fn print_dns(a: &Value) {
             s(&e["answer"])
         );
     }
+    println!("{} of {} entries", entries.len(), s(&a["total"]));
 }
 
 fn print_context(a: &Value) {

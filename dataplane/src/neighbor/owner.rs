@@ -194,7 +194,6 @@ pub struct NeighborOwner {
 }
 
 impl NeighborOwner {
-    /// An owner for `site`'s ports, with an empty table.
     /// Takes a reloaded site (the router's addresses, prefixes, ND timers; ports and next
     /// hops unchanged): new solicitations use them, entries stay.
     pub fn set_site(&mut self, site: &Site) {
@@ -202,6 +201,7 @@ impl NeighborOwner {
         self.timers = Timers::new(&site.nd);
     }
 
+    /// An owner for `site`'s ports, with an empty table.
     pub fn new(site: &Site) -> NeighborOwner {
         let tables = SiteTables::new(site);
         let n = site.ports.len();
@@ -235,7 +235,6 @@ impl NeighborOwner {
         self.writer.reader()
     }
 
-    /// The published table as the workers will see it.
     /// Up to `limit` entries as (port, address, link-layer address if known, RFC 4861
     /// state name), ports in order, and how many there are in all.
     pub fn entries(&self, limit: usize) -> (Vec<EntryView>, usize) {
@@ -257,6 +256,7 @@ impl NeighborOwner {
         (v, total)
     }
 
+    /// The published table as the workers will see it.
     pub fn table(&self) -> &NeighborTable {
         self.writer.get()
     }

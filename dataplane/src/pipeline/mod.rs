@@ -296,13 +296,12 @@ impl Pipeline {
         self.resolver.sync();
         self.isps.sync();
         self.contexts.sync();
-        let before = std::sync::Arc::clone(&self.site_reader.get().0);
-        self.site_reader.sync();
-        if !std::sync::Arc::ptr_eq(&before, &self.site_reader.get().0) {
-            // A reload changed addresses or prefixes: compile the site again (rare).
+        if self.site_reader.sync() > 0 {
+            // A reload changed addresses, prefixes or timers: compile the site again (rare).
             let site: Site = (*self.site_reader.get().0).clone();
             self.tables = SiteTables::new(&site);
             self.nptv6 = nptv6::mappings(&site);
+            self.hold_timeout_ns = crate::neighbor::Timers::new(&site.nd).hold_timeout_ns();
             self.site = site;
         }
     }
