@@ -233,6 +233,37 @@ impl ContextTable {
         Err(true)
     }
 
+    /// Prefetches what [`Self::by_label`] will read for `label`: the dense array's entry.
+    #[inline]
+    pub fn prefetch_label(&self, label: u32) {
+        if let Some(e) = self.rx.get(label as usize) {
+            dpdk_bindings::prefetch(e);
+        }
+    }
+
+    /// Prefetches the slot [`Self::by_label`] will read first for `label` (its array entry
+    /// should be in cache by now: [`Self::prefetch_label`]).
+    #[inline]
+    pub fn prefetch_label_slot(&self, label: u32) {
+        let i = self.rx.get(label as usize).copied().unwrap_or(0);
+        if let Some(s) = (i as usize).checked_sub(1).and_then(|i| self.slots.get(i)) {
+            dpdk_bindings::prefetch(s);
+        }
+    }
+
+    /// Looks the transmit key up and prefetches its slot: a pass over a burst of these lets
+    /// the lookups' cache misses overlap instead of following one another.
+    #[inline]
+    pub fn prefetch_aids(&self, aid_local: Addr, aid_peer: Addr) {
+        if let Some(s) = self
+            .tx
+            .get(&(aid_local, aid_peer))
+            .and_then(|&i| self.slots.get(i as usize))
+        {
+            dpdk_bindings::prefetch(s);
+        }
+    }
+
     /// The context of (AID(local), AID(peer)) (the transmit path).
     #[inline]
     pub fn by_aids(&self, aid_local: Addr, aid_peer: Addr) -> Option<&Context> {

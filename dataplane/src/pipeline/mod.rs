@@ -538,6 +538,18 @@ impl Pipeline {
     /// Stage 3: LAN -> ISP, by source prefix.
     fn egress_stage<B: PacketBuf>(&mut self, pkts: &mut [B], now: u64) {
         let lan = self.tables.lan_port.unwrap_or(0);
+        // Proxied packets: every context looked up (and its slot prefetched) first, so that
+        // the misses of a cold table overlap across the burst (VPP's prefetching loop).
+        if !self.tables.proxied.is_empty() {
+            let table = self.contexts.table();
+            for k in 0..self.frames.outbound.n {
+                if let Some(slot) = self.slots.get(self.frames.outbound.get(k)) {
+                    if self.tables.is_proxied(slot.p.src) && !slot.p.rewrite_ok {
+                        table.prefetch_aids(slot.p.src, slot.p.dst);
+                    }
+                }
+            }
+        }
         for k in 0..self.frames.outbound.n {
             let i = self.frames.outbound.get(k);
             let (Some(slot), Some(b)) = (self.slots.get_mut(i), pkts.get_mut(i)) else {
@@ -701,6 +713,27 @@ impl Pipeline {
 
     /// Stage 4: ISP -> LAN filter.
     fn inbound_stage<B: PacketBuf>(&mut self, rx: usize, pkts: &mut [B], now: u64) {
+        // M6 data for proxied hosts: the F(local) array entries, then their slots,
+        // prefetched across the burst before any is used.
+        if !self.tables.proxied.is_empty() {
+            let table = self.contexts.table();
+            let label = |k: usize| {
+                let i = self.frames.inbound.get(k);
+                let (slot, b) = (self.slots.get(i)?, pkts.get(i)?);
+                let m6 = matches!(slot.p.l4_proto, classify::P1..=0xaf);
+                m6.then(|| rewrite::flow_label(b.data().get(slot.p.l3()..).unwrap_or(&[])))
+            };
+            for k in 0..self.frames.inbound.n {
+                if let Some(l) = label(k) {
+                    table.prefetch_label(l);
+                }
+            }
+            for k in 0..self.frames.inbound.n {
+                if let Some(l) = label(k) {
+                    table.prefetch_label_slot(l);
+                }
+            }
+        }
         for k in 0..self.frames.inbound.n {
             let i = self.frames.inbound.get(k);
             let (Some(slot), Some(b)) = (self.slots.get_mut(i), pkts.get_mut(i)) else {
