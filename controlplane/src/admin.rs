@@ -13,9 +13,10 @@
 //! More: `isps`, `isp drain|undrain NAME`, `context F`, `dns cache`, `stats`, and two the
 //! dataplane answers (`neighbors`, `reload`), whose clients wait (at most
 //! [`DATAPLANE_TIMEOUT`]) while the daemon serves others. An unknown command is answered
-//! `{"error": "..."}`. The daemon's loop spends at most [`CLIENT_TIMEOUT`] reading a
-//! client's request and as much writing its answer, and serves at most
-//! [`CLIENTS_PER_TURN`] new clients per turn.
+//! `{"error": "..."}`. Requests are read without blocking, a little at every turn of the
+//! daemon's loop, and a client that has not sent its line within [`CLIENT_TIMEOUT`] is
+//! dropped: a silent client never holds the loop. Writing an answer takes at most
+//! [`CLIENT_TIMEOUT`]; at most [`CLIENTS_PER_TURN`] new clients are accepted per turn.
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -56,7 +57,20 @@ pub struct AdminSocket {
     listener: UnixListener,
     path: PathBuf,
     pending: Vec<Pending>,
+    /// Clients whose request line has not fully arrived: read without blocking at every
+    /// turn, dropped at their deadline (a silent client never holds the loop).
+    reading: Vec<Reading>,
 }
+
+/// A client still sending its request.
+struct Reading {
+    stream: UnixStream,
+    request: Vec<u8>,
+    deadline: Instant,
+}
+
+/// Clients still sending their request at most (more are refused at once).
+pub const MAX_READING: usize = 64;
 
 impl AdminSocket {
     /// Binds `path` (mode 0600, directory created). A stale socket there is replaced;
@@ -101,6 +115,7 @@ impl AdminSocket {
             listener,
             path: path.to_path_buf(),
             pending: Vec::new(),
+            reading: Vec::new(),
         })
     }
 
@@ -117,10 +132,37 @@ impl AdminSocket {
                 Ok((s, _)) => s,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 // WouldBlock: nobody waiting; other errors: try again next turn.
-                Err(_) => return,
+                Err(_) => break,
             };
-            let Ok((stream, command)) = read_request(stream) else {
+            if self.reading.len() >= MAX_READING || stream.set_nonblocking(true).is_err() {
                 continue;
+            }
+            self.reading.push(Reading {
+                stream,
+                request: Vec::with_capacity(64),
+                deadline: Instant::now() + CLIENT_TIMEOUT,
+            });
+        }
+        // Every client that has sent its line (or too much, or gone quiet too long).
+        let now = Instant::now();
+        let mut ready = Vec::new();
+        let mut i = 0;
+        while i < self.reading.len() {
+            match poll_request(&mut self.reading[i], now) {
+                Poll::Waiting => i += 1,
+                Poll::Done(command) => ready.push((self.reading.swap_remove(i).stream, command)),
+                Poll::Drop => {
+                    self.reading.swap_remove(i);
+                }
+            }
+        }
+        for (stream, command) in ready {
+            let command = match command {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = write_answer(&stream, &serde_json::json!({ "error": e }));
+                    continue;
+                }
             };
             match answer(&command) {
                 Answer::Now(v) => {
@@ -139,6 +181,11 @@ impl AdminSocket {
                 }
             }
         }
+    }
+
+    /// Whether a client is still sending its request (the loop should look again soon).
+    pub fn reading(&self) -> bool {
+        !self.reading.is_empty()
     }
 
     /// Answers the client waiting for request `id` with `value`.
@@ -171,32 +218,47 @@ impl Drop for AdminSocket {
     }
 }
 
-/// Reads one request line (at most [`MAX_REQUEST`] octets, within [`CLIENT_TIMEOUT`]).
-fn read_request(stream: UnixStream) -> std::io::Result<(UnixStream, String)> {
-    let deadline = Instant::now() + CLIENT_TIMEOUT;
-    stream.set_nonblocking(false)?;
-    let mut request = Vec::with_capacity(64);
-    let mut chunk = [0u8; 64];
-    while !request.contains(&b'\n') && request.len() < MAX_REQUEST {
-        let left = deadline
-            .checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| std::io::Error::from(ErrorKind::TimedOut))?;
-        stream.set_read_timeout(Some(left))?;
-        let n = (&stream).read(&mut chunk)?;
-        if n == 0 {
-            break;
+/// Where a client's request stands.
+enum Poll {
+    Waiting,
+    /// The command line, or why it is refused.
+    Done(Result<String, String>),
+    Drop,
+}
+
+/// Reads what the client has sent so far, without blocking.
+fn poll_request(r: &mut Reading, now: Instant) -> Poll {
+    let mut chunk = [0u8; 256];
+    loop {
+        match (&r.stream).read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                r.request.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
+                if r.request.len() > MAX_REQUEST {
+                    return Poll::Done(Err(format!("request longer than {MAX_REQUEST} octets")));
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return Poll::Drop,
         }
-        request.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
     }
-    let line = String::from_utf8_lossy(&request);
-    let command = line.lines().next().unwrap_or("").trim().to_string();
-    Ok((stream, command))
+    if let Some(end) = r.request.iter().position(|&b| b == b'\n') {
+        let line = String::from_utf8_lossy(r.request.get(..end).unwrap_or(&[]))
+            .trim()
+            .to_string();
+        return Poll::Done(Ok(line));
+    }
+    if now >= r.deadline {
+        return Poll::Drop;
+    }
+    Poll::Waiting
 }
 
 /// Writes `value` and a newline within [`CLIENT_TIMEOUT`].
 fn write_answer(stream: &UnixStream, value: &serde_json::Value) -> std::io::Result<()> {
     let deadline = Instant::now() + CLIENT_TIMEOUT;
+    stream.set_nonblocking(false)?;
     let mut out = serde_json::to_vec(value).map_err(std::io::Error::other)?;
     out.push(b'\n');
     let mut sent = 0;

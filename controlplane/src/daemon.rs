@@ -510,6 +510,10 @@ impl Daemon {
 
     fn next_timeout(&self) -> Duration {
         let mut t = RECONNECT_INTERVAL.min(WATCHDOG_INTERVAL);
+        // Admin clients part-way through their request: look again soon.
+        if self.admin.as_ref().is_some_and(|a| a.reading()) {
+            t = t.min(Duration::from_millis(5));
+        }
         if let Some(((at, _), _)) = self.timers.iter().next() {
             t = t.min(at.saturating_sub(self.now()));
         }

@@ -370,3 +370,45 @@ fn systemd_hears_ready_then_watchdog_pings() {
         "{said:?}"
     );
 }
+
+/// Clients that connect to the admin socket and say nothing, or too much, hold neither the
+/// daemon's loop nor the next client: `status` is answered at once beside 40 silent ones,
+/// and an over-long request gets its reason.
+#[test]
+fn silent_and_overlong_admin_clients_hold_nobody() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let admin = cfg.admin_socket.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let h = spawn(cfg, Arc::clone(&stop));
+    let start = Instant::now();
+    while UnixStream::connect(&admin).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(5), "no admin socket");
+        thread::sleep(Duration::from_millis(10));
+    }
+    let silent: Vec<UnixStream> = (0..40)
+        .map(|_| UnixStream::connect(&admin).unwrap())
+        .collect();
+    let t = Instant::now();
+    let status = controlplane::admin::request(&admin, "status").unwrap();
+    let took = t.elapsed();
+    assert!(status.get("birthday").is_some(), "{status}");
+    assert!(
+        took < Duration::from_millis(500),
+        "status took {took:?} beside silent clients"
+    );
+    let mut long = UnixStream::connect(&admin).unwrap();
+    long.write_all(&[b'a'; 1000]).unwrap();
+    long.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut answer = String::new();
+    let _ = long.read_to_string(&mut answer);
+    assert!(
+        answer.contains("request longer than 256 octets"),
+        "{answer:?}"
+    );
+    drop(silent);
+    stop.store(true, Ordering::Relaxed);
+    h.join().unwrap();
+}

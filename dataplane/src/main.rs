@@ -579,12 +579,9 @@ fn apply_reload(
 ) -> Result<String, String> {
     let new = reload_config(path, running)
         .map_err(|e| format!("reload refused, still running the previous configuration: {e}"))?;
+    // `reload_config` has checked that only live fields differ, so the ISPs are taken whole.
     let mut s = control.site().clone();
-    for (isp, n) in s.isps.iter_mut().zip(&new.isps) {
-        isp.weight = n.weight;
-        isp.beacons = n.beacons.clone();
-        isp.prefix = n.prefix;
-    }
+    s.isps = new.isps.clone();
     for (port, n) in s.ports.iter_mut().zip(&new.ports) {
         port.addresses = n.addresses.clone();
     }

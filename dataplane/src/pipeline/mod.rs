@@ -717,19 +717,19 @@ impl Pipeline {
         // prefetched across the burst before any is used.
         if !self.tables.proxied.is_empty() {
             let table = self.contexts.table();
-            let label = |k: usize| {
+            // Labels read once for both passes (u32::MAX: not M6 data).
+            let mut labels = [u32::MAX; MAX_BURST];
+            for (k, l) in labels.iter_mut().enumerate().take(self.frames.inbound.n) {
                 let i = self.frames.inbound.get(k);
-                let (slot, b) = (self.slots.get(i)?, pkts.get(i)?);
-                let m6 = matches!(slot.p.l4_proto, classify::P1..=0xaf);
-                m6.then(|| rewrite::flow_label(b.data().get(slot.p.l3()..).unwrap_or(&[])))
-            };
-            for k in 0..self.frames.inbound.n {
-                if let Some(l) = label(k) {
-                    table.prefetch_label(l);
+                if let (Some(slot), Some(b)) = (self.slots.get(i), pkts.get(i)) {
+                    if matches!(slot.p.l4_proto, classify::P1..=0xaf) {
+                        *l = rewrite::flow_label(b.data().get(slot.p.l3()..).unwrap_or(&[]));
+                        table.prefetch_label(*l);
+                    }
                 }
             }
-            for k in 0..self.frames.inbound.n {
-                if let Some(l) = label(k) {
+            for &l in labels.iter().take(self.frames.inbound.n) {
+                if l != u32::MAX {
                     table.prefetch_label_slot(l);
                 }
             }
