@@ -1,5 +1,5 @@
 # The front door. `make demo` and `make test` set the machine up first (idempotent).
-.PHONY: setup build demo test lint fmt clean lab-down sim-soak bench bench-linux
+.PHONY: setup build demo test lint fmt clean lab-down sim-soak bench bench-e2e bench-linux bench-knobs
 
 setup:
 	@bash scripts/setup.sh
@@ -25,11 +25,21 @@ sim-soak: setup
 bench: setup
 	cargo bench -p dataplane --bench classes
 
+# The worker loop on ring ports against DPDK's io forwarding, per class and frame size,
+# with 1 and 2 workers, latency at 50% load and loss after idle (docs/performance.md).
+bench-e2e: setup
+	cargo bench -p dataplane --bench e2e
+
 # The lab forwarded by m6-dataplane, then by the Linux kernel with source-specific rules:
 # TCP and 64-octet UDP, with the ratios.
 bench-linux: setup
 	cargo build --release -p dataplane --bin m6-dataplane
 	bash scripts/bench-linux.sh
+
+# bench-linux, plus m6-dataplane once per knob (af_packet options, busy polling, net_af_xdp).
+bench-knobs: setup
+	cargo build --release -p dataplane --bin m6-dataplane
+	bash scripts/bench-linux.sh --knobs
 
 lint:
 	cargo fmt --all -- --check

@@ -17,179 +17,35 @@
 //! million contexts (the control thread's master copy and one worker's replica), divided by
 //! their number.
 
+mod common;
+
 use std::time::Duration;
 
-use dataplane::contexts::{Context, LocatorSet};
-use dataplane::net::addr::{self, Addr};
-use dataplane::testpkt::*;
-use dataplane::{Control, Next, PacketBuf, Pipeline, Site, VecBuf};
+use common::*;
+use dataplane::contexts::Context;
+use dataplane::{Control, Next, PacketBuf, Pipeline, VecBuf};
 
 const BURST: usize = 32;
-const LAN: usize = 0;
-const ISP1: usize = 1;
+/// Frame length (octets), as `make bench-linux`'s small UDP.
+const LEN: usize = 80;
 /// Bursts per timed round, and rounds per case (the median is reported).
 const BURSTS_PER_ROUND: usize = 2_000;
 const ROUNDS: usize = 15;
 const HOT: usize = 1_000;
 const COLD: usize = 1 << 20;
-/// Local hosts the contexts belong to (F(local) is unique per host, 20 bits).
-const HOSTS: usize = 16;
-
-fn a(s: &str) -> Addr {
-    addr::from_std(&ip(s))
-}
-
-/// The two-ISP site proxying its LAN's two /64s.
-fn site() -> Site {
-    let mut s = two_isp_site();
-    s.proxied = vec![
-        "2001:db8:1:1::/64".parse().expect("prefix"),
-        "2001:db8:2:1::/64".parse().expect("prefix"),
-    ];
-    s
-}
-
-/// A cheap deterministic generator (the figures must not depend on the run).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
-/// Context `i`: local host `i % HOSTS` (locators under PA1 and PA2), a peer of its own
-/// under 2001:db8:99::/48, F(local) random and unique per host, F(peer) random.
-fn context(i: usize, f_local: u32, f_peer: u32) -> Context {
-    let host = 0x100 + (i % HOSTS) as u128;
-    let pa1 = a("2001:db8:1:1::") + host;
-    let pa2 = a("2001:db8:2:1::") + host;
-    let peer = a("2001:db8:99::") + ((i as u128) << 16 | 1);
-    Context {
-        f_local,
-        aid_local: addr::to_bytes(pa1),
-        aid_peer: addr::to_bytes(peer),
-        f_peer,
-        lsl_local: LocatorSet::new(&[pa1, pa2]),
-        ls_local: LocatorSet::new(&[pa1, pa2]),
-        lsl_peer: LocatorSet::new(&[peer]),
-        lsv_peer: LocatorSet::new(&[peer]),
-        lp_peer: addr::to_bytes(peer),
-        rewrite_ok: true,
-        transmit: true,
-    }
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * 4)
-}
 
 /// A pipeline with its neighbors resolved and `n` contexts installed; returns it with the
 /// contexts and the resident memory they took (KiB).
 fn pipeline(n: usize) -> (Pipeline, Control, Vec<Context>, u64) {
     let site = site();
-    let mut control = Control::new(&site);
+    let mut control = control(&site);
     let mut pl = Pipeline::new(site, control.worker_tables());
-    control.add_static_neighbor(ISP1, ip("fe80::1"), ISP1_MAC);
-    for h in 0..HOSTS as u128 {
-        for p in ["2001:db8:1:1::", "2001:db8:2:1::"] {
-            let host = addr::to_std(a(p) + 0x100 + h);
-            control.add_static_neighbor(LAN, host, HOST_MAC);
-        }
-    }
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     // The contexts first, so that the memory measured below is the tables' alone.
-    let mut used = vec![std::collections::HashSet::new(); HOSTS];
-    let mut contexts = Vec::with_capacity(n);
-    for i in 0..n {
-        let f_local = loop {
-            let f = (rng.next() as u32 & 0xf_ffff).max(1);
-            if used[i % HOSTS].insert(f) {
-                break f;
-            }
-        };
-        contexts.push(context(i, f_local, (rng.next() as u32 & 0xf_ffff).max(1)));
-    }
-    drop(used);
+    let contexts = contexts(n);
     let before = rss_kib();
-    for (i, c) in contexts.iter().enumerate() {
-        control.install_context(*c);
-        if i % 4096 == 4095 {
-            control.tick(0);
-            pl.sync();
-        }
-    }
-    control.tick(0);
-    pl.sync();
+    install(&mut control, &mut [&mut pl], &contexts);
     let grew = rss_kib().saturating_sub(before);
     (pl, control, contexts, grew)
-}
-
-/// Outbound plain UDP from a proxied host's AID to its peer's, for contexts `pick`.
-fn proxy_out(contexts: &[Context], pick: &[usize]) -> Vec<Vec<u8>> {
-    pick.iter()
-        .map(|&i| {
-            let c = &contexts[i];
-            let src = addr::to_std(c.aid_local()).to_string();
-            let dst = addr::to_std(c.aid_peer()).to_string();
-            udp_frame(LAN_MAC, HOST_MAC, &src, &dst, 64, 18)
-        })
-        .collect()
-}
-
-/// Inbound M6 data (P1 + UDP) from the peer's locator to the host's, label F(local).
-fn proxy_in(contexts: &[Context], pick: &[usize]) -> Vec<Vec<u8>> {
-    pick.iter()
-        .map(|&i| {
-            let c = &contexts[i];
-            let src = addr::to_std(c.aid_peer()).to_string();
-            let dst = addr::to_std(c.aid_local()).to_string();
-            let mut f = ip_frame(ISP1_PORT_MAC, ISP1_MAC, &src, &dst, 64, 161, &[0u8; 18]);
-            f[15] = (f[15] & 0xf0) | ((c.f_local >> 16) as u8 & 0x0f);
-            f[16] = (c.f_local >> 8) as u8;
-            f[17] = c.f_local as u8;
-            f
-        })
-        .collect()
-}
-
-/// Plain UDP from PA1 and PA2 to 32 destinations (source-prefix egress), from hosts
-/// outside the proxied /64s (a proxied host's packet to a peer without a context is the
-/// proxy's business, not this class's).
-fn plain() -> Vec<Vec<u8>> {
-    (0..BURST)
-        .map(|i| {
-            let src = ["2001:db8:1:5::10", "2001:db8:2:5::10"][i % 2];
-            let dst = format!("2001:db8:98::{:x}", i + 1);
-            udp_frame(LAN_MAC, HOST_MAC, src, &dst, 64, 18)
-        })
-        .collect()
-}
-
-/// Rewrite-ok M6 data (P1 + UDP) from a local host to 32 flows.
-fn rewrite() -> Vec<Vec<u8>> {
-    (0..BURST)
-        .map(|i| {
-            let dst = format!("2001:db8:98::{:x}", i + 1);
-            let mut f = ip_frame(
-                LAN_MAC,
-                HOST_MAC,
-                "2001:db8:1:1::10",
-                &dst,
-                64,
-                161,
-                &[0u8; 18],
-            );
-            f[17] = i as u8;
-            f
-        })
-        .collect()
 }
 
 /// Cycles per packet of one round of `bursts` through `step`, which refills and handles
@@ -205,11 +61,6 @@ fn round(bursts: &[Vec<Vec<u8>>], bufs: &mut [VecBuf], step: &mut dyn FnMut(&mut
     }
     let cycles = dpdk_bindings::tsc().wrapping_sub(t0);
     cycles as f64 / (BURSTS_PER_ROUND * BURST) as f64
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// (pipeline, baseline) cycles per packet, rounds interleaved.
@@ -276,18 +127,24 @@ fn main() {
             .collect()
     };
     let (mut pl, _c, hot, _) = pipeline(HOT);
-    report("plain (source prefix)", measure(&mut pl, LAN, &[plain()]));
-    report("rewrite ok (M6 data)", measure(&mut pl, LAN, &[rewrite()]));
+    report(
+        "plain (source prefix)",
+        measure(&mut pl, LAN, &[plain(BURST, LEN)]),
+    );
+    report(
+        "rewrite ok (M6 data)",
+        measure(&mut pl, LAN, &[rewrite(BURST, LEN)]),
+    );
     let hot_picks = picks(HOT, &mut rng);
-    let out_hot: Vec<_> = hot_picks.iter().map(|p| proxy_out(&hot, p)).collect();
-    let in_hot: Vec<_> = hot_picks.iter().map(|p| proxy_in(&hot, p)).collect();
+    let out_hot: Vec<_> = hot_picks.iter().map(|p| proxy_out(&hot, p, LEN)).collect();
+    let in_hot: Vec<_> = hot_picks.iter().map(|p| proxy_in(&hot, p, LEN)).collect();
     report("proxy out, 1k contexts", measure(&mut pl, LAN, &out_hot));
     report("proxy in, 1k contexts", measure(&mut pl, ISP1, &in_hot));
     let mix: Vec<Vec<Vec<u8>>> = out_hot
         .iter()
         .map(|o| {
-            let mut v = plain()[..8].to_vec();
-            v.extend_from_slice(&rewrite()[..8]);
+            let mut v = plain(8, LEN);
+            v.extend(rewrite(8, LEN));
             v.extend_from_slice(&o[..16]);
             v
         })
@@ -300,8 +157,11 @@ fn main() {
     }
     let (mut pl, _c, cold, kib) = pipeline(COLD);
     let cold_picks = picks(COLD, &mut rng);
-    let out_cold: Vec<_> = cold_picks.iter().map(|p| proxy_out(&cold, p)).collect();
-    let in_cold: Vec<_> = cold_picks.iter().map(|p| proxy_in(&cold, p)).collect();
+    let out_cold: Vec<_> = cold_picks
+        .iter()
+        .map(|p| proxy_out(&cold, p, LEN))
+        .collect();
+    let in_cold: Vec<_> = cold_picks.iter().map(|p| proxy_in(&cold, p, LEN)).collect();
     report("proxy out, 1M contexts", measure(&mut pl, LAN, &out_cold));
     report("proxy in, 1M contexts", measure(&mut pl, ISP1, &in_cold));
     println!(

@@ -40,6 +40,9 @@ const FUNCTIONS: &[&str] = &[
     "rte_eth_stats_get",
     "rte_eth_xstats_get",
     "rte_eth_xstats_get_names",
+    "rte_ring_create",
+    "rte_ring_free",
+    "rte_eth_from_rings",
     "m6_.*",
 ];
 
@@ -49,6 +52,8 @@ const FUNCTIONS: &[&str] = &[
 const OPAQUE: &[&str] = &[
     "rte_mempool",
     "rte_mempool_.*",
+    "rte_ring",
+    "rte_ring_.*",
     "rte_device",
     "rte_mbuf_ext_shared_info",
     "rte_l2tpv2_.*",
@@ -108,6 +113,8 @@ fn main() {
             println!("cargo:rustc-link-lib=dylib={lib}");
         }
     }
+    // rte_eth_from_rings lives in the ring PMD, a driver library pkg-config does not list.
+    println!("cargo:rustc-link-lib=dylib=rte_net_ring");
 
     let mut builder = bindgen::Builder::default()
         .header("src/shim.h")
@@ -139,6 +146,8 @@ fn main() {
         "RTE_MBUF_F_RX_RSS_HASH",
         "LCORE_ID_ANY",
         "SOCKET_ID_ANY",
+        "RING_F_SP_ENQ",
+        "RING_F_SC_DEQ",
     ] {
         builder = builder.allowlist_var(v);
     }

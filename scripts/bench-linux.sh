@@ -6,6 +6,10 @@
 # (iperf3 -u, 18-octet payloads: 80-octet frames, unlimited rate, 5 s) whose delivered packets per second
 # the server counts. Prints both figures and the ratios (ours / kernel).
 #
+# With --knobs (`make bench-knobs`), m6-dataplane runs once per variant of configs/lab.yaml
+# (af_packet's qdisc_bypass and ring sizes, busy polling, the net_af_xdp PMD) and each
+# variant's figures are printed beside the kernel's.
+#
 # Environment: M6_DATAPLANE (default target/release/m6-dataplane). Not run in CI.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -34,16 +38,56 @@ s = json.load(sys.stdin)["end"]["sum"]
 print("%.0f" % ((s["packets"] - s["lost_packets"]) / s["seconds"]))'
 }
 
+knobs=0
+[ "${1:-}" = --knobs ] && knobs=1
+
+# One run of m6-dataplane with config $1: prints "TCP UDP".
+ours() {
+    ip netns exec "$LAB_NS_RTR" "$DP" --config "$1" >/tmp/m6-bench-linux.log 2>&1 &
+    dp_pid=$!
+    for _ in $(seq 1 100); do grep -q forwarding /tmp/m6-bench-linux.log && break; sleep 0.1; done
+    if ! grep -q forwarding /tmp/m6-bench-linux.log; then
+        echo "m6-dataplane did not start with $1:" >&2
+        cat /tmp/m6-bench-linux.log >&2
+        kill -TERM "$dp_pid" 2>/dev/null || true
+        wait "$dp_pid" 2>/dev/null || true
+        dp_pid=
+        echo "- -"
+        return
+    fi
+    lab_ping_wait "$LAB_HOST_PA1" 10 >/dev/null
+    local t u
+    t=$(tcp)
+    u=$(udp64)
+    kill -TERM "$dp_pid"
+    wait "$dp_pid" 2>/dev/null || true
+    dp_pid=
+    echo "$t $u"
+}
+
+# A variant of configs/lab.yaml: $1 name, $2 sed program.
+variant() {
+    local f=/tmp/m6-bench-$1.yaml
+    sed "$2" "$repo/configs/lab.yaml" >"$f"
+    echo "$f"
+}
+
 bash "$repo/lab/topology.sh" up >/dev/null
-ip netns exec "$LAB_NS_RTR" "$DP" --config "$repo/configs/lab.yaml" >/tmp/m6-bench-linux.log 2>&1 &
-dp_pid=$!
-for _ in $(seq 1 100); do grep -q forwarding /tmp/m6-bench-linux.log && break; sleep 0.1; done
-lab_ping_wait "$LAB_HOST_PA1" 10 >/dev/null
-ours_tcp=$(tcp)
-ours_udp=$(udp64)
-kill -TERM "$dp_pid"
-wait "$dp_pid" 2>/dev/null || true
-dp_pid=
+read -r ours_tcp ours_udp < <(ours "$repo/configs/lab.yaml")
+declare -a knob_rows=()
+if [ "$knobs" = 1 ]; then
+    for v in \
+        "qdisc_bypass=1|s/iface=\([a-z0-9]*\)\"/iface=\1,qdisc_bypass=1\"/" \
+        "framecnt=4096,blocksz=16384|s/iface=\([a-z0-9]*\)\"/iface=\1,framecnt=4096,blocksz=16384,framesz=2048\"/" \
+        "polling busy|s/^polling: .*/polling: { mode: busy }/" \
+        "adaptive, max sleep 50 µs|s/max_idle_sleep_us: 200/max_idle_sleep_us: 50/" \
+        "net_af_xdp (XDP on veth)|s/net_af_packet\([0-9]\),iface=\([a-z0-9]*\)/net_af_xdp\1,iface=\2,start_queue=0,queue_count=1/"; do
+        name=${v%%|*}
+        f=$(variant "$(echo "$name" | tr -c 'a-z0-9' _)" "${v#*|}")
+        read -r t u < <(ours "$f")
+        knob_rows+=("$name|$t|$u")
+    done
+fi
 
 # The kernel, same veths and offloads: IPv6 on, the router's addresses, forwarding, and a
 # routing table per source prefix toward the ISP that owns it.
@@ -66,3 +110,15 @@ ratio() { /usr/bin/python3 -c "print('%.2f' % ($1 / max($2, 1)))"; }
 printf '%-34s %12s %12s %8s\n' "lab, $(date -u +%F), $(git -C "$repo" rev-parse --short HEAD)" "m6-dataplane" "Linux" "ratio"
 printf '%-34s %12s %12s %8s\n' "TCP, 8 s, Mbit/s" "$ours_tcp" "$linux_tcp" "$(ratio "$ours_tcp" "$linux_tcp")"
 printf '%-34s %12s %12s %8s\n' "UDP 80-octet frames, pps delivered" "$ours_udp" "$linux_udp" "$(ratio "$ours_udp" "$linux_udp")"
+if [ "$knobs" = 1 ]; then
+    printf '\n%-34s %12s %8s %12s %8s\n' "m6-dataplane variant" "TCP Mbit/s" "ratio" "UDP pps" "ratio"
+    printf '%-34s %12s %8s %12s %8s\n' "configs/lab.yaml as it is" "$ours_tcp" "$(ratio "$ours_tcp" "$linux_tcp")" "$ours_udp" "$(ratio "$ours_udp" "$linux_udp")"
+    for row in "${knob_rows[@]}"; do
+        IFS='|' read -r name t u <<<"$row"
+        if [ "$t" = - ]; then
+            printf '%-34s %12s\n' "$name" "did not start (see above)"
+        else
+            printf '%-34s %12s %8s %12s %8s\n' "$name" "$t" "$(ratio "$t" "$linux_tcp")" "$u" "$(ratio "$u" "$linux_udp")"
+        fi
+    done
+fi

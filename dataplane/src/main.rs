@@ -257,6 +257,17 @@ fn run(config: &DataplaneConfig, path: &std::path::Path) -> Result<(), String> {
             .join(", "),
         handles.len()
     );
+    if let proto::config::PollingMode::Adaptive { max_idle_sleep_us } = config.polling {
+        // What an operator needs to know of the back-off: how big a burst after idle the
+        // RX queues absorb before a sleeping worker wakes.
+        let rx_desc = config.ports.iter().map(|p| p.rx_desc).min().unwrap_or(0);
+        println!(
+            "m6-dataplane: adaptive polling: idle workers sleep up to {max_idle_sleep_us} µs; a \
+             burst after idle above about {:.1} Mpps overflows {rx_desc}-descriptor RX queues \
+             (lower polling.max_idle_sleep_us, raise rx_desc, or poll busy)",
+            dataplane::io::burst_after_idle_pps(rx_desc, max_idle_sleep_us) as f64 / 1e6
+        );
+    }
 
     // systemd (Type=notify, WatchdogSec=): ready now; alive while every worker polls
     // (each publishes its counters every 100 ms), told with the counters each second. Both

@@ -71,6 +71,7 @@ mod error;
 mod mbuf;
 mod mempool;
 mod port;
+mod ring;
 mod sys;
 
 pub use eal::{lcore_id, thread_register, thread_unregister, Eal};
@@ -78,6 +79,7 @@ pub use error::Error;
 pub use mbuf::{free_bulk, Mbuf};
 pub use mempool::Mempool;
 pub use port::{LinkStatus, Port, PortConfig, PortStats, RxQueue, TxQueue};
+pub use ring::Ring;
 
 /// The CPU's time-stamp counter (cycles at a constant rate on every CPU this project runs
 /// on): what DPDK's `rte_rdtsc` reads, for benchmarks that report cycles per packet.

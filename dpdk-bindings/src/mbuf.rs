@@ -77,6 +77,23 @@ impl Mbuf {
         unsafe { &mut *seg }
     }
 
+    /// The application's private area of the mbuf (`rte_mbuf_to_priv`, `priv_size` bytes
+    /// as given to [`Mempool::with_private`]; empty for pools made with [`Mempool::new`]).
+    /// DPDK and the PMDs never touch it, so it travels with the packet.
+    pub fn private(&self) -> &[u8] {
+        let len = usize::from(self.hdr().priv_size);
+        // SAFETY: the pool laid out `priv_size` bytes right after the rte_mbuf header (DPDK's
+        // rte_mbuf_to_priv); we own the mbuf and the borrow lives no longer than &self.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().add(1).cast::<u8>(), len) }
+    }
+
+    /// The private area, writable (see [`Mbuf::private`]).
+    pub fn private_mut(&mut self) -> &mut [u8] {
+        let len = usize::from(self.hdr().priv_size);
+        // SAFETY: as in private(); &mut self makes this the only access.
+        unsafe { std::slice::from_raw_parts_mut(self.0.as_ptr().add(1).cast::<u8>(), len) }
+    }
+
     /// Packet bytes of the first segment (`rte_pktmbuf_mtod`, `data_len` bytes).
     pub fn data(&self) -> &[u8] {
         let h = self.hdr();

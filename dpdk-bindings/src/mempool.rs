@@ -55,6 +55,18 @@ impl Mempool {
         cache_size: u32,
         data_room: u16,
     ) -> Result<Mempool, Error> {
+        Self::with_private(name, n_mbufs, cache_size, 0, data_room)
+    }
+
+    /// As [`Mempool::new`], with `priv_size` bytes of application area in each mbuf (a
+    /// multiple of 8, `RTE_MBUF_PRIV_ALIGN`), reached through [`Mbuf::private`].
+    pub fn with_private(
+        name: &str,
+        n_mbufs: u32,
+        cache_size: u32,
+        priv_size: u16,
+        data_room: u16,
+    ) -> Result<Mempool, Error> {
         let lease = Lease::acquire()?;
         let cname = CString::new(name).map_err(|_| Error::InvalidArgument {
             call: "rte_pktmbuf_pool_create",
@@ -67,7 +79,7 @@ impl Mempool {
                 cname.as_ptr(),
                 n_mbufs,
                 cache_size,
-                0,
+                priv_size,
                 data_room,
                 sys::SOCKET_ID_ANY,
             )
@@ -76,7 +88,8 @@ impl Mempool {
             Error::from_rte_errno(
                 "rte_pktmbuf_pool_create",
                 format!(
-                    "pool {name:?}, {n_mbufs} mbufs, cache {cache_size}, data room {data_room}"
+                    "pool {name:?}, {n_mbufs} mbufs, cache {cache_size}, private area \
+                     {priv_size}, data room {data_room}"
                 ),
             )
         })?;

@@ -17,6 +17,7 @@ use crate::eal::Lease;
 use crate::error::Error;
 use crate::mbuf::Mbuf;
 use crate::mempool::Mempool;
+use crate::ring::Ring;
 use crate::sys;
 
 /// Bytes a frame needs beyond its MTU: Ethernet header, one VLAN tag and the CRC.
@@ -41,6 +42,8 @@ pub(crate) struct Table {
     started: BTreeSet<u16>,
     /// Pools each port's RX queues may allocate from, until the port is closed.
     pools: BTreeMap<u16, Vec<usize>>,
+    /// Rings each ring port reads and writes, until the port is closed.
+    rings: BTreeMap<u16, Vec<usize>>,
 }
 
 static TABLE: Mutex<Table> = Mutex::new(Table {
@@ -48,6 +51,7 @@ static TABLE: Mutex<Table> = Mutex::new(Table {
     configured: BTreeMap::new(),
     started: BTreeSet::new(),
     pools: BTreeMap::new(),
+    rings: BTreeMap::new(),
 });
 
 /// Locks the control table. Nothing in this crate panics while holding it, so a poisoned
@@ -60,6 +64,11 @@ impl Table {
     /// Whether a port may still allocate from the pool at `pool`.
     pub(crate) fn uses_pool(&self, pool: *mut sys::rte_mempool) -> bool {
         self.pools.values().flatten().any(|&p| p == pool as usize)
+    }
+
+    /// Whether a port not yet closed reads or writes the ring at `ring`.
+    pub(crate) fn uses_ring(&self, ring: *mut sys::rte_ring) -> bool {
+        self.rings.values().flatten().any(|&r| r == ring as usize)
     }
 
     fn ensure_idle(&self, port: u16, call: &'static str) -> Result<(), Error> {
@@ -196,6 +205,55 @@ impl Port {
                 libc::ENODEV,
             ))
         }
+    }
+
+    /// Creates a port named `name` over rings (`rte_eth_from_rings`, the net_ring PMD): RX
+    /// queue i dequeues from `rx[i]`, TX queue i enqueues into `tx[i]`. The port is then
+    /// configured and started like any other, with at most `rx.len()` RX and `tx.len()` TX
+    /// queues. DPDK names the device `net_ring_` + `name`. Until [`Port::close`], dropping
+    /// one of the rings keeps it for the process (see [`Ring`]).
+    ///
+    /// Errors: EAL not running, no rings, or DPDK's reason (a name in use, too many queues).
+    pub fn from_rings(name: &str, rx: &[&Ring], tx: &[&Ring]) -> Result<Port, Error> {
+        let (_lease, mut table) = control()?;
+        let call = "rte_eth_from_rings";
+        let cname = CString::new(name).map_err(|_| Error::InvalidArgument {
+            call,
+            reason: format!("port name {name:?} contains a NUL byte"),
+        })?;
+        if rx.is_empty() || tx.is_empty() {
+            return Err(Error::InvalidArgument {
+                call,
+                reason: format!("port {name:?}: at least one RX and one TX ring"),
+            });
+        }
+        let rx_ptrs: Vec<*mut sys::rte_ring> = rx.iter().map(|r| r.as_ptr()).collect();
+        let tx_ptrs: Vec<*mut sys::rte_ring> = tx.iter().map(|r| r.as_ptr()).collect();
+        // SAFETY: EAL is running and the control lock is held; cname is a valid C string;
+        // the arrays hold rx.len() and tx.len() valid ring pointers (the borrows keep the
+        // Rings alive), which DPDK copies. They are entered in the table below under the
+        // same lock, so a Ring dropped from now on is kept while the port may use it.
+        let ret = unsafe {
+            sys::rte_eth_from_rings(
+                cname.as_ptr(),
+                rx_ptrs.as_ptr(),
+                rx_ptrs.len() as u32,
+                tx_ptrs.as_ptr(),
+                tx_ptrs.len() as u32,
+                sys::SOCKET_ID_ANY as c_uint,
+            )
+        };
+        if ret < 0 {
+            return Err(Error::from_rte_errno(call, format!("port {name:?}")));
+        }
+        let id = ret as u16;
+        let used = rx_ptrs
+            .iter()
+            .chain(&tx_ptrs)
+            .map(|&r| r as usize)
+            .collect();
+        table.rings.insert(id, used);
+        Ok(Port { id })
     }
 
     /// Looks a port up by device name (`rte_eth_dev_get_port_by_name`): for a vdev given as
@@ -392,6 +450,7 @@ impl Port {
             table.configured.remove(&self.id);
             table.started.remove(&self.id);
             table.pools.remove(&self.id);
+            table.rings.remove(&self.id);
         })
     }
 

@@ -75,3 +75,18 @@ int m6_mempool_release_ready(struct rte_mempool *mp)
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	return all_back;
 }
+
+unsigned int m6_ring_enqueue_burst(struct rte_ring *r, struct rte_mbuf **pkts, unsigned int n)
+{
+	return rte_ring_enqueue_burst(r, (void *const *)pkts, n, NULL);
+}
+
+unsigned int m6_ring_dequeue_burst(struct rte_ring *r, struct rte_mbuf **pkts, unsigned int n)
+{
+	return rte_ring_dequeue_burst(r, (void **)pkts, n, NULL);
+}
+
+unsigned int m6_ring_count(const struct rte_ring *r)
+{
+	return rte_ring_count(r);
+}

@@ -18,6 +18,8 @@
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 #include <rte_ethdev.h>
+#include <rte_ring.h>
+#include <rte_eth_ring.h>
 
 /* RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP: built from RTE_BIT64(), which bindgen
  * cannot evaluate. */
@@ -46,5 +48,11 @@ void m6_mempool_flush_local_cache(struct rte_mempool *mp);
  * sitting in any other lcore's cache as not returned.
  */
 int m6_mempool_release_ready(struct rte_mempool *mp);
+
+/* rte_ring_enqueue_burst / rte_ring_dequeue_burst / rte_ring_count over mbuf pointers (the
+ * ring's own sync mode, chosen at creation, applies). */
+unsigned int m6_ring_enqueue_burst(struct rte_ring *r, struct rte_mbuf **pkts, unsigned int n);
+unsigned int m6_ring_dequeue_burst(struct rte_ring *r, struct rte_mbuf **pkts, unsigned int n);
+unsigned int m6_ring_count(const struct rte_ring *r);
 
 #endif /* M6_SHIM_H */

@@ -7,73 +7,30 @@
 //! NAME already allocated", and even then both ports would share one ring for RX and TX.
 //! So the test builds the pair the way `rte_eth_from_rings` is meant for: two rings, port A
 //! transmits into the first and receives from the second, port B the other way round.
-//! Those two C functions are not part of the bindings' safe API (the router never needs
-//! them); the test declares them itself.
+//! `Ring` and `Port::from_rings` are the bindings' safe API over them; the pool carries a
+//! private area per mbuf, which travels with the packet through the rings untouched.
 mod common;
 
-use std::ffi::{c_char, c_int, c_uint, c_void, CString};
+use dpdk_bindings::{free_bulk, Mbuf, Mempool, Port, PortConfig, Ring, RxQueue, TxQueue};
 
-use dpdk_bindings::{free_bulk, Mbuf, Mempool, Port, PortConfig, RxQueue, TxQueue};
+const RING_SIZE: u32 = 1024;
 
-#[link(name = "rte_ring")]
-extern "C" {
-    fn rte_ring_create(
-        name: *const c_char,
-        count: c_uint,
-        socket_id: c_int,
-        flags: c_uint,
-    ) -> *mut c_void;
-    fn rte_ring_free(r: *mut c_void);
-}
-
-#[link(name = "rte_net_ring")]
-extern "C" {
-    fn rte_eth_from_rings(
-        name: *const c_char,
-        rx_queues: *const *mut c_void,
-        nb_rx_queues: c_uint,
-        tx_queues: *const *mut c_void,
-        nb_tx_queues: c_uint,
-        numa_node: c_uint,
-    ) -> c_int;
-}
-
-const SOCKET_ID_ANY: c_int = -1;
-/// Single producer, single consumer: one TX queue writes, one RX queue reads.
-const RING_F_SP_ENQ_SC_DEQ: c_uint = 0x0001 | 0x0002;
-const RING_SIZE: c_uint = 1024;
-
-fn ring(name: &str) -> *mut c_void {
-    let name = CString::new(name).expect("name");
-    // SAFETY: EAL is initialised; the name is a valid C string copied by DPDK.
-    let r = unsafe {
-        rte_ring_create(
-            name.as_ptr(),
-            RING_SIZE,
-            SOCKET_ID_ANY,
-            RING_F_SP_ENQ_SC_DEQ,
-        )
-    };
-    assert!(!r.is_null(), "rte_ring_create {name:?}");
-    r
-}
-
-fn port_from_rings(name: &str, rx: *mut c_void, tx: *mut c_void) -> Port {
-    let cname = CString::new(name).expect("name");
-    let (rxs, txs) = ([rx], [tx]);
-    // SAFETY: EAL is initialised; the arrays hold valid rings and are only read during
-    // the call (the PMD copies the ring pointers).
-    let id = unsafe { rte_eth_from_rings(cname.as_ptr(), rxs.as_ptr(), 1, txs.as_ptr(), 1, 0) };
-    assert!(id >= 0, "rte_eth_from_rings {name}: {id}");
+fn port_from_rings(name: &str, rx: &Ring, tx: &Ring) -> Port {
+    let port = Port::from_rings(name, &[rx], &[tx]).expect("rte_eth_from_rings");
     // The PMD names the device "net_ring_" + name.
-    let port = Port::by_name(&format!("net_ring_{name}")).expect("the new port by name");
-    assert_eq!(i64::from(port.id()), i64::from(id));
+    let by_name = Port::by_name(&format!("net_ring_{name}")).expect("the new port by name");
+    assert_eq!(by_name, port);
     port
 }
 
+/// Frames `seqs`, each with its sequence number in the mbuf's private area.
 fn frames(pool: &Mempool, seqs: std::ops::Range<usize>) -> Vec<Mbuf> {
-    seqs.map(|s| Mbuf::from_slice(pool, &common::frame(s)).expect("alloc"))
-        .collect()
+    seqs.map(|s| {
+        let mut m = Mbuf::from_slice(pool, &common::frame(s)).expect("alloc");
+        m.private_mut().copy_from_slice(&(s as u64).to_le_bytes());
+        m
+    })
+    .collect()
 }
 
 /// Sends frames `seqs` on `tx` and checks they all arrive on `rx`, byte for byte and in
@@ -103,6 +60,11 @@ fn send_and_check(
             "packet {}",
             first + i
         );
+        assert_eq!(
+            m.private(),
+            ((first + i) as u64).to_le_bytes(),
+            "private area"
+        );
     }
     free_bulk(&mut got);
 }
@@ -110,14 +72,23 @@ fn send_and_check(
 #[test]
 fn ring_pair_delivers_every_packet_intact_to_the_other_port_and_leaks_nothing() {
     let eal = common::eal(&[]);
-    let pool = Mempool::new("pair_pool", 2047, 32, Mempool::DEFAULT_DATA_ROOM).expect("pool");
+    let pool =
+        Mempool::with_private("pair_pool", 2047, 32, 8, Mempool::DEFAULT_DATA_ROOM).expect("pool");
     let start = pool.avail_count();
     assert_eq!(start, 2047);
 
-    let a_to_b = ring("pair_a_to_b");
-    let b_to_a = ring("pair_b_to_a");
-    let a = port_from_rings("pair_a", b_to_a, a_to_b);
-    let b = port_from_rings("pair_b", a_to_b, b_to_a);
+    let a_to_b = Ring::new("pair_a_to_b", RING_SIZE).expect("ring");
+    let b_to_a = Ring::new("pair_b_to_a", RING_SIZE).expect("ring");
+    assert!(
+        Ring::new("pair_a_to_b", RING_SIZE).is_err(),
+        "ring names are unique"
+    );
+    assert!(
+        Ring::new("pair_odd", 1000).is_err(),
+        "a ring's size is a power of two"
+    );
+    let a = port_from_rings("pair_a", &b_to_a, &a_to_b);
+    let b = port_from_rings("pair_b", &a_to_b, &b_to_a);
     assert_eq!(Port::count(), 2);
     assert_ne!(a.id(), b.id());
     let cfg = PortConfig {
@@ -183,11 +154,17 @@ fn ring_pair_delivers_every_packet_intact_to_the_other_port_and_leaks_nothing() 
         p.stop().expect("stop");
         p.close().expect("close");
     }
-    // SAFETY: both ports using the rings are closed.
-    unsafe {
-        rte_ring_free(a_to_b);
-        rte_ring_free(b_to_a);
-    }
+    // Both ports are closed, so dropping the rings frees them (with a packet left in one),
+    // and nothing holds EAL any more.
+    let mut left = frames(&pool, 0..1);
+    assert_eq!(a_to_b.enqueue_burst(&mut left), 1);
+    assert_eq!(a_to_b.len(), 1);
+    drop((a_to_b, b_to_a));
+    assert_eq!(
+        pool.avail_count(),
+        start,
+        "the ring's packet was freed with it"
+    );
     drop(pool);
     eal.cleanup().expect("pool freed, nothing holds EAL");
 }

@@ -5,5 +5,6 @@ mod mbuf;
 mod worker;
 
 pub use worker::{
-    run_worker, ControlMsg, IoCounters, WorkerPlan, WorkerSnapshot, BURST_SIZE, PUBLISH_INTERVAL_NS,
+    burst_after_idle_pps, run_worker, tighten_timer_slack, ControlMsg, IoCounters, Worker,
+    WorkerPlan, WorkerSnapshot, BURST_SIZE, PUBLISH_INTERVAL_NS, WAKE_UP_US, WORKER_TIMER_SLACK_NS,
 };

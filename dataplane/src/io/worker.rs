@@ -101,43 +101,94 @@ impl IoCounters {
 /// the I/O counters. Runs on the calling thread, which the caller has pinned and
 /// registered with EAL.
 pub fn run_worker(
-    mut plan: WorkerPlan,
-    mut pipeline: Pipeline,
+    plan: WorkerPlan,
+    pipeline: Pipeline,
     stop: &AtomicBool,
 ) -> (Pipeline, IoCounters) {
-    let ports = plan.tx.len();
-    let mut io = IoCounters {
-        tx_full_drops: vec![0; ports],
-        ..IoCounters::default()
-    };
-    let mut rx_burst: Vec<Mbuf> = Vec::with_capacity(BURST_SIZE);
-    let mut next = [Next::Drop; BURST_SIZE];
-    // Every RX queue's burst may go to one port, plus the frames the pipeline and the
-    // control thread originate (released held packets at most MAX_HELD): sized so that the
-    // loop does not reallocate in steady state.
-    let tx_room = (plan.rx.len() + 1) * BURST_SIZE + crate::neighbor::datapath::MAX_HELD;
-    let mut tx_bursts: Vec<Vec<Mbuf>> = (0..ports).map(|_| Vec::with_capacity(tx_room)).collect();
-    // Dropped mbufs are freed together, one DPDK call per loop instead of one per packet.
-    let mut dropped: Vec<Mbuf> = Vec::with_capacity(tx_room * ports.max(1));
-    let epoch = plan.epoch;
-    let mut idle_rounds: u32 = 0;
-    let mut published_at: u64 = 0;
+    Worker::new(plan, pipeline).run(stop)
+}
 
-    while !stop.load(Ordering::Relaxed) {
-        let pool = &plan.pool;
-        for msg in plan.control.try_iter() {
+/// A polling worker's state between rounds: its plan, pipeline and the burst buffers it
+/// reuses. [`run_worker`] loops over [`Worker::poll`]; benchmarks call it round by round.
+pub struct Worker {
+    plan: WorkerPlan,
+    pipeline: Pipeline,
+    io: IoCounters,
+    rx_burst: Vec<Mbuf>,
+    next: [Next; BURST_SIZE],
+    tx_bursts: Vec<Vec<Mbuf>>,
+    dropped: Vec<Mbuf>,
+    idle_rounds: u32,
+    published_at: u64,
+}
+
+impl Worker {
+    /// Sizes the burst buffers so that the loop does not reallocate in steady state.
+    pub fn new(plan: WorkerPlan, pipeline: Pipeline) -> Worker {
+        let ports = plan.tx.len();
+        // Every RX queue's burst may go to one port, plus the frames the pipeline and the
+        // control thread originate (released held packets at most MAX_HELD).
+        let tx_room = (plan.rx.len() + 1) * BURST_SIZE + crate::neighbor::datapath::MAX_HELD;
+        Worker {
+            io: IoCounters {
+                tx_full_drops: vec![0; ports],
+                ..IoCounters::default()
+            },
+            rx_burst: Vec::with_capacity(BURST_SIZE),
+            next: [Next::Drop; BURST_SIZE],
+            tx_bursts: (0..ports).map(|_| Vec::with_capacity(tx_room)).collect(),
+            // Dropped mbufs are freed together, one DPDK call per round instead of one per
+            // packet.
+            dropped: Vec::with_capacity(tx_room * ports.max(1)),
+            idle_rounds: 0,
+            published_at: 0,
+            plan,
+            pipeline,
+        }
+    }
+
+    /// Polls until `stop` is set, backing off while idle as the plan's polling mode says;
+    /// then gives the lcore's cached mbufs back and returns the pipeline and I/O counters.
+    pub fn run(mut self, stop: &AtomicBool) -> (Pipeline, IoCounters) {
+        if matches!(self.plan.polling, PollingMode::Adaptive { .. }) && !tighten_timer_slack() {
+            eprintln!(
+                "{}: the kernel refused a {WORKER_TIMER_SLACK_NS} ns timer slack; idle sleeps may \
+                 overrun by 50 µs",
+                self.plan.name
+            );
+        }
+        while !stop.load(Ordering::Relaxed) {
+            let received = self.poll();
+            self.back_off(received);
+        }
+        self.finish()
+    }
+
+    /// One polling round: the control thread's frames, timers, one burst from each RX
+    /// queue through the pipeline, generated frames and events out, TX bursts sent.
+    /// Returns how many packets were received.
+    pub fn poll(&mut self) -> usize {
+        let ports = self.plan.tx.len();
+        let io = &mut self.io;
+        let tx_bursts = &mut self.tx_bursts;
+        let dropped = &mut self.dropped;
+        let pipeline = &mut self.pipeline;
+        let pool = &self.plan.pool;
+        for msg in self.plan.control.try_iter() {
             match msg {
-                ControlMsg::Transmit { port, frame } => {
-                    enqueue(pool, &mut tx_bursts, port, &frame, &mut io)
-                }
+                ControlMsg::Transmit { port, frame } => enqueue(pool, tx_bursts, port, &frame, io),
             }
         }
-        let now_ns = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        // One clock read per round serves every burst of it: the pipeline's timers run in
+        // milliseconds, and a read costs as much as classifying a packet (perf, docs/
+        // performance.md).
+        let now_ns = u64::try_from(self.plan.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
         pipeline.service(now_ns);
 
         let mut received = 0;
-        for (port, rxq) in plan.rx.iter_mut() {
-            let n = rxq.rx_burst(&mut rx_burst, BURST_SIZE);
+        for (port, rxq) in self.plan.rx.iter_mut() {
+            let rx_burst = &mut self.rx_burst;
+            let n = rxq.rx_burst(rx_burst, BURST_SIZE);
             if n == 0 {
                 continue;
             }
@@ -147,9 +198,8 @@ pub fn run_worker(
                 dropped.push(chained);
             }
             let n = rx_burst.len();
-            let now_ns = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            pipeline.process_burst(*port, &mut rx_burst[..n], &mut next[..n], now_ns);
-            for (mbuf, verdict) in rx_burst.drain(..).zip(next.iter()) {
+            pipeline.process_burst(*port, &mut rx_burst[..n], &mut self.next[..n], now_ns);
+            for (mbuf, verdict) in rx_burst.drain(..).zip(self.next.iter()) {
                 match *verdict {
                     Next::Tx(out) if out < ports => tx_bursts[out].push(mbuf),
                     // Dropped, or held (the pipeline kept a copy).
@@ -158,16 +208,15 @@ pub fn run_worker(
             }
         }
 
-        pipeline.drain_generated(&mut |port, frame: &[u8]| {
-            enqueue(pool, &mut tx_bursts, port, frame, &mut io)
-        });
-        let events = &plan.events;
+        pipeline
+            .drain_generated(&mut |port, frame: &[u8]| enqueue(pool, tx_bursts, port, frame, io));
+        let events = &self.plan.events;
         pipeline.drain_events(&mut |ev| {
             if events.try_send(ev).is_err() {
                 io.events_dropped += 1;
             }
         });
-        let m6_events = &plan.m6_events;
+        let m6_events = &self.plan.m6_events;
         pipeline.drain_m6_events(&mut |ev| {
             if m6_events.try_send(ev).is_err() {
                 io.events_dropped += 1;
@@ -178,16 +227,16 @@ pub fn run_worker(
             if burst.is_empty() {
                 continue;
             }
-            plan.tx[port].tx_burst(burst);
+            self.plan.tx[port].tx_burst(burst);
             if !burst.is_empty() {
                 // One retry: the PMD may have freed descriptors in the meantime.
-                plan.tx[port].tx_burst(burst);
+                self.plan.tx[port].tx_burst(burst);
                 io.tx_full_drops[port] += burst.len() as u64;
                 dropped.append(burst);
             }
         }
         if !dropped.is_empty() {
-            free_bulk(&mut dropped);
+            free_bulk(dropped);
         }
 
         if received > 0 {
@@ -195,27 +244,59 @@ pub fn run_worker(
         } else {
             io.polls_idle += 1;
         }
-        if now_ns.saturating_sub(published_at) >= PUBLISH_INTERVAL_NS {
-            if let Ok(mut slot) = plan.published.try_lock() {
-                published_at = now_ns;
+        if now_ns.saturating_sub(self.published_at) >= PUBLISH_INTERVAL_NS {
+            if let Ok(mut slot) = self.plan.published.try_lock() {
+                self.published_at = now_ns;
                 match slot.counters.as_mut() {
                     Some(c) => c.clone_from(pipeline.counters()),
                     None => slot.counters = Some(pipeline.counters().clone()),
                 }
-                slot.io.clone_from(&io);
+                slot.io.clone_from(io);
                 slot.at_ns = now_ns;
             }
         }
-        if received > 0 {
-            idle_rounds = 0;
-        } else if let PollingMode::Adaptive { max_idle_sleep_us } = plan.polling {
-            idle_rounds = idle_rounds.saturating_add(1);
-            back_off(idle_rounds, max_idle_sleep_us, &mut io);
-        }
+        received
     }
-    // Give this lcore's cached mbufs back to the pool before the thread leaves EAL.
-    plan.pool.flush_local_cache();
-    (pipeline, io)
+
+    /// After a round that received `received` packets: nothing when busy; when idle and
+    /// the polling mode is adaptive, spin a little, then sleep with a doubling interval up
+    /// to the configured ceiling, so an idle worker leaves its core to others (2-core labs)
+    /// yet reacts within the ceiling.
+    pub fn back_off(&mut self, received: usize) {
+        if received > 0 {
+            self.idle_rounds = 0;
+            return;
+        }
+        let PollingMode::Adaptive { max_idle_sleep_us } = self.plan.polling else {
+            return;
+        };
+        self.idle_rounds = self.idle_rounds.saturating_add(1);
+        if self.idle_rounds <= SPIN_ROUNDS {
+            std::hint::spin_loop();
+            return;
+        }
+        let exponent = (self.idle_rounds - SPIN_ROUNDS).min(20);
+        let sleep_us = (1u64 << exponent).min(max_idle_sleep_us.max(1));
+        self.io.idle_sleeps += 1;
+        std::thread::sleep(Duration::from_micros(sleep_us));
+    }
+
+    /// The I/O counters so far.
+    pub fn io(&self) -> &IoCounters {
+        &self.io
+    }
+
+    /// The pipeline (counters, tables) so far.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// Gives this lcore's cached mbufs back to the pool (before the thread leaves EAL) and
+    /// returns the pipeline and the I/O counters.
+    pub fn finish(self) -> (Pipeline, IoCounters) {
+        self.plan.pool.flush_local_cache();
+        (self.pipeline, self.io)
+    }
 }
 
 /// Copies `frame` into a fresh mbuf queued for `port`.
@@ -241,15 +322,62 @@ fn enqueue(
     }
 }
 
-/// Spin a little, then sleep with a doubling interval up to the configured ceiling, so
-/// an idle worker leaves its core to others (2-core labs) yet reacts within the ceiling.
-fn back_off(idle_rounds: u32, max_sleep_us: u64, io: &mut IoCounters) {
-    if idle_rounds <= SPIN_ROUNDS {
-        std::hint::spin_loop();
-        return;
+/// Timer slack an adaptive worker asks for (ns): a sleeping worker wakes this late at most,
+/// beyond its sleep and the scheduler's wake-up.
+pub const WORKER_TIMER_SLACK_NS: u64 = 1_000;
+
+/// What a sleeping worker may take to run again beyond the sleep it asked for, with
+/// [`WORKER_TIMER_SLACK_NS`] (µs): a 50 µs sleep takes 70 µs at the median and 123 µs at
+/// the 99th percentile on the 2-core virtual machine (`make bench-e2e`, docs/
+/// performance.md, "Loss after idle").
+pub const WAKE_UP_US: u64 = 70;
+
+/// The packet rate (per second) of a burst arriving at an idle adaptive worker that an RX
+/// queue of `rx_desc` descriptors absorbs before the worker wakes: `rx_desc` over the
+/// sleep ceiling plus [`WAKE_UP_US`].
+pub fn burst_after_idle_pps(rx_desc: u16, max_idle_sleep_us: u64) -> u64 {
+    u64::from(rx_desc) * 1_000_000 / (max_idle_sleep_us + WAKE_UP_US).max(1)
+}
+
+/// Sets the calling thread's timer slack to [`WORKER_TIMER_SLACK_NS`]
+/// (`prctl(PR_SET_TIMERSLACK)`). Linux lets a normal thread's sleep overrun by 50 µs by
+/// default, so a 200 µs back-off really sleeps about 255 µs, and the RX ring fills during
+/// the overrun when a burst follows idleness (docs/performance.md, "Loss after idle").
+/// Returns whether the kernel took it; a refusal leaves the default, which only costs
+/// latency after idle.
+pub fn tighten_timer_slack() -> bool {
+    nix::sys::prctl::set_timerslack(WORKER_TIMER_SLACK_NS).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_adaptive_worker_gets_the_timer_slack_it_asks_for() {
+        // On a thread of its own: the slack is per thread.
+        std::thread::spawn(|| {
+            assert_ne!(
+                nix::sys::prctl::get_timerslack().unwrap() as u64,
+                WORKER_TIMER_SLACK_NS,
+                "a new thread starts with its parent's slack (Linux: 50 µs)"
+            );
+            assert!(tighten_timer_slack());
+            assert_eq!(
+                nix::sys::prctl::get_timerslack().unwrap() as u64,
+                WORKER_TIMER_SLACK_NS
+            );
+        })
+        .join()
+        .unwrap();
     }
-    let exponent = (idle_rounds - SPIN_ROUNDS).min(20);
-    let sleep_us = (1u64 << exponent).min(max_sleep_us.max(1));
-    io.idle_sleeps += 1;
-    std::thread::sleep(Duration::from_micros(sleep_us));
+
+    #[test]
+    fn the_burst_an_idle_worker_absorbs_grows_with_the_ring_and_shrinks_with_the_sleep() {
+        // 1024 descriptors over 50 µs of sleep and 70 µs of wake-up: 8.5 Mpps.
+        assert_eq!(burst_after_idle_pps(1024, 50), 8_533_333);
+        assert_eq!(burst_after_idle_pps(4096, 50), 4 * 8_533_333 + 1);
+        assert!(burst_after_idle_pps(1024, 200) < burst_after_idle_pps(1024, 50));
+        assert_eq!(burst_after_idle_pps(0, 50), 0);
+    }
 }
