@@ -355,6 +355,29 @@ struct LaneHandle {
     router: Rings,
 }
 
+impl LaneHandle {
+    /// Has the lane run its worker loop, with this timer slack, until [`LaneHandle::stop`].
+    fn serve(&self, slack_ns: u64) -> Arc<AtomicBool> {
+        let stop = Arc::new(AtomicBool::new(false));
+        self.cmd
+            .send(Cmd::Serve {
+                stop: Arc::clone(&stop),
+                slack_ns,
+            })
+            .expect("lane alive");
+        stop
+    }
+
+    /// Stops a serving lane; returns the CPU time it used meanwhile.
+    fn stop(&self, stop: &AtomicBool) -> Duration {
+        stop.store(true, Ordering::Relaxed);
+        match self.done.recv() {
+            Ok(Reply::Served { cpu }) => cpu,
+            _ => panic!("lane answered no CPU time"),
+        }
+    }
+}
+
 /// A class of traffic: frames (cycled), the port they arrive on, and the port io
 /// forwarding sends them to.
 struct Class {
@@ -502,13 +525,7 @@ fn offer(
 ) -> (usize, usize, usize, Vec<u64>) {
     let (rings, ingress, frames) = (&lane.router, class.ingress, &class.frames[..]);
     let (hz, pool, slack_ns) = (clock.hz, &*clock.pool, WORKER_TIMER_SLACK_NS);
-    let stop = Arc::new(AtomicBool::new(false));
-    lane.cmd
-        .send(Cmd::Serve {
-            stop: Arc::clone(&stop),
-            slack_ns,
-        })
-        .expect("lane alive");
+    let stop = lane.serve(slack_ns);
     let period = (BURST as f64 * hz as f64 / rate) as u64;
     let mut lat = Vec::new();
     let (mut offered, mut refused, mut out) = (0, 0, 0);
@@ -537,27 +554,16 @@ fn offer(
     while tsc() < settle && out + refused < offered {
         out += sink(&mut lat);
     }
-    stop.store(true, Ordering::Relaxed);
-    lane.done.recv().expect("lane answers");
+    lane.stop(&stop);
     out += sink(&mut lat);
     (offered, refused, out, lat)
 }
 
 /// CPU time (share of one core) an idle lane uses in `time` of serving nothing.
 fn idle_cpu(lane: &LaneHandle, time: Duration, slack_ns: u64) -> f64 {
-    let stop = Arc::new(AtomicBool::new(false));
-    lane.cmd
-        .send(Cmd::Serve {
-            stop: Arc::clone(&stop),
-            slack_ns,
-        })
-        .expect("lane alive");
+    let stop = lane.serve(slack_ns);
     thread::sleep(time);
-    stop.store(true, Ordering::Relaxed);
-    match lane.done.recv() {
-        Ok(Reply::Served { cpu }) => cpu.as_secs_f64() / time.as_secs_f64(),
-        _ => panic!("lane answered no CPU time"),
-    }
+    lane.stop(&stop).as_secs_f64() / time.as_secs_f64()
 }
 
 /// Offers 4096 packets at `rate` after the worker has idled for 20 ms, `trials` times;
@@ -571,13 +577,7 @@ fn after_idle(
     clock: &Clock,
 ) -> (usize, Vec<usize>) {
     let (rings, hz, pool) = (&lane.router, clock.hz, &*clock.pool);
-    let stop = Arc::new(AtomicBool::new(false));
-    lane.cmd
-        .send(Cmd::Serve {
-            stop: Arc::clone(&stop),
-            slack_ns,
-        })
-        .expect("lane alive");
+    let stop = lane.serve(slack_ns);
     let period = (BURST as f64 * hz as f64 / rate) as u64;
     let mut offered = 0;
     let mut refused = vec![0; trials];
@@ -597,8 +597,7 @@ fn after_idle(
     }
     thread::sleep(Duration::from_millis(5));
     drain(&rings.tx, &mut |_| {});
-    stop.store(true, Ordering::Relaxed);
-    lane.done.recv().expect("lane answers");
+    lane.stop(&stop);
     drain(&rings.tx, &mut |_| {});
     (offered, refused)
 }
