@@ -8,8 +8,9 @@
 //! `Worker::poll` (RX burst, pipeline, TX burst, exactly what `m6-dataplane` runs) until the
 //! ring is empty; the TX rings are drained and counted after the clock stops. The baseline
 //! is testpmd's `--forward-mode=io` loop (RX burst on one port, TX burst on the other,
-//! nothing read or written) run by the harness on a second set of ring ports of the same
-//! PMD, in interleaved rounds; the figure is the median round.
+//! nothing read or written), and beside it its `macswap` loop (the same, each packet's
+//! Ethernet addresses swapped), run by the harness on a second set of ring ports of the
+//! same PMD, in interleaved rounds; the figure is the median round.
 //!
 //! Then: the same with 2 workers (a queue pair per worker on every port, each worker on its
 //! own core, started together); latency and loss at 50% of the router's capacity (the
@@ -67,18 +68,18 @@ struct Rig {
     tx: Vec<Vec<Arc<Ring>>>,
 }
 
-fn rig(name: &str, queues: usize, slots: u32, pool: &Mempool) -> Rig {
+fn rig(name: &str, queues: usize, (rx_slots, tx_slots): (u32, u32), pool: &Mempool) -> Rig {
     let mut rig = Rig {
         ports: Vec::new(),
         rx: Vec::new(),
         tx: Vec::new(),
     };
     for p in 0..PORTS {
-        let ring = |dir: &str, q: usize| {
+        let ring = |dir: &str, q: usize, slots: u32| {
             Arc::new(Ring::new(&format!("{name}{p}{dir}{q}"), slots).expect("rte_ring_create"))
         };
-        let rx: Vec<_> = (0..queues).map(|q| ring("r", q)).collect();
-        let tx: Vec<_> = (0..queues).map(|q| ring("t", q)).collect();
+        let rx: Vec<_> = (0..queues).map(|q| ring("r", q, rx_slots)).collect();
+        let tx: Vec<_> = (0..queues).map(|q| ring("t", q, tx_slots)).collect();
         let (rx_refs, tx_refs): (Vec<&Ring>, Vec<&Ring>) = (
             rx.iter().map(|r| &**r).collect(),
             tx.iter().map(|r| &**r).collect(),
@@ -87,8 +88,8 @@ fn rig(name: &str, queues: usize, slots: u32, pool: &Mempool) -> Rig {
         let cfg = PortConfig {
             rx_queues: queues as u16,
             tx_queues: queues as u16,
-            rx_desc: slots as u16,
-            tx_desc: slots as u16,
+            rx_desc: rx_slots as u16,
+            tx_desc: tx_slots as u16,
             ..PortConfig::default()
         };
         port.configure(&cfg, pool).expect("configure");
@@ -140,23 +141,24 @@ impl Rig {
     }
 }
 
-/// Enqueues `n` copies of `frames` (cycled) into `ring`, stamped with `stamp`; returns how
-/// many the ring took (the rest are freed).
+/// Enqueues frames `first..first + n` of `frames` (cycled) into `ring`, each mbuf's private
+/// area stamped with `stamp()`; returns how many the ring took (the rest are freed).
 fn fill(
     ring: &Ring,
     pool: &Mempool,
     frames: &[Vec<u8>],
     first: usize,
     n: usize,
-    stamp: u64,
+    stamp: &dyn Fn() -> u64,
 ) -> usize {
     let mut burst: Vec<Mbuf> = (first..first + n)
-        .map(|i| {
-            let mut m = Mbuf::from_slice(pool, &frames[i % frames.len()]).expect("mempool");
-            m.private_mut().copy_from_slice(&stamp.to_le_bytes());
-            m
-        })
+        .map(|i| Mbuf::from_slice(pool, &frames[i % frames.len()]).expect("mempool"))
         .collect();
+    // Stamped once the burst is built, just before it is offered.
+    let t = stamp().to_le_bytes();
+    burst
+        .iter_mut()
+        .for_each(|m| m.private_mut().copy_from_slice(&t));
     let took = ring.enqueue_burst(&mut burst);
     free_bulk(&mut burst);
     took
@@ -235,7 +237,14 @@ impl Lane {
         n: usize,
         start: &Barrier,
     ) -> Round {
-        let took = fill(&self.router.rx[ingress], &self.pool, frames, first, n, 0);
+        let took = fill(
+            &self.router.rx[ingress],
+            &self.pool,
+            frames,
+            first,
+            n,
+            &|| 0,
+        );
         assert_eq!(took, n, "the RX ring holds a round");
         start.wait();
         let t0 = tsc();
@@ -262,7 +271,7 @@ impl Lane {
         start: &Barrier,
         swap: bool,
     ) -> (u64, usize) {
-        fill(&self.io.rx[ingress], &self.pool, frames, first, n, 0);
+        fill(&self.io.rx[ingress], &self.pool, frames, first, n, &|| 0);
         start.wait();
         let mut burst = Vec::with_capacity(BURST);
         let (rx, tx) = (&mut self.io_rx[ingress], &mut self.io_tx[egress]);
@@ -425,34 +434,38 @@ fn hot_classes(len: usize, contexts: &[dataplane::contexts::Context], round: usi
     ]
 }
 
-/// The proxy classes against a million contexts, each packet's drawn at random: `count`
-/// frames, as many as all rounds take, so that no round meets a context an earlier one
-/// brought into the caches.
+/// The proxy classes against a million contexts: `count` frames (at most one per context),
+/// each for a context no other frame of the class has, in random order, so that no packet
+/// meets a context an earlier one brought into the caches.
 fn cold_classes(len: usize, contexts: &[dataplane::contexts::Context], count: usize) -> Vec<Class> {
-    let mut rng = Rng(11);
-    let cold: Vec<usize> = (0..count)
-        .map(|_| (rng.next() as usize) % contexts.len())
-        .collect();
+    // Each class its own order of the contexts, without repeats (Fisher-Yates).
+    let order = |seed: u64| -> Vec<usize> {
+        let mut rng = Rng(seed);
+        let mut v: Vec<usize> = (0..contexts.len()).collect();
+        for i in (1..v.len()).rev() {
+            v.swap(i, (rng.next() as usize) % (i + 1));
+        }
+        v.truncate(count);
+        v
+    };
     vec![
         class(
             "proxy out, 1M contexts",
             len,
-            proxy_out(contexts, &cold, len),
+            proxy_out(contexts, &order(11), len),
             LAN,
             ISP1,
         ),
         class(
             "proxy in, 1M contexts",
             len,
-            proxy_in(contexts, &cold, len),
+            proxy_in(contexts, &order(13), len),
             ISP1,
             LAN,
         ),
     ]
 }
 
-/// Runs `rounds` of a class on `lanes` at once; per lane, the median cycles per packet of
-/// router and io, and the packets each forwarded over all rounds.
 /// Median cycles per packet of the router, io and macswap forwarding, and what each
 /// forwarded over all rounds.
 struct Figures {
@@ -495,6 +508,20 @@ fn capacity(lanes: &[&LaneHandle], class: &Class, scale: &Scale) -> Vec<Figures>
                 )
             };
             let out = |f: &dyn Fn(&Round) -> (u64, usize)| r.iter().map(|x| f(x).1).sum();
+            let expected = scale.round * scale.rounds;
+            for (what, got) in [
+                ("router", out(&|x| x.router)),
+                ("io", out(&|x| x.io)),
+                ("macswap", out(&|x| x.macswap)),
+            ] {
+                // Every class is forwardable and every ring holds a round: anything less is a
+                // fault of the router or of the harness, not a figure.
+                assert_eq!(
+                    got, expected,
+                    "{}: {what} forwarded {got} of {expected}",
+                    class.name
+                );
+            }
             Figures {
                 router: per(&|x| x.router),
                 io: per(&|x| x.io),
@@ -524,25 +551,41 @@ fn offer(
     clock: &Clock,
 ) -> (usize, usize, usize, Vec<u64>) {
     let (rings, ingress, frames) = (&lane.router, class.ingress, &class.frames[..]);
+    // Cold classes: past the frames the capacity rounds used.
+    let first = frames.len() / 2;
     let (hz, pool, slack_ns) = (clock.hz, &*clock.pool, WORKER_TIMER_SLACK_NS);
     let stop = lane.serve(slack_ns);
     let period = (BURST as f64 * hz as f64 / rate) as u64;
-    let mut lat = Vec::new();
+    // Room for every latency, its pages touched now: growing it while the generator runs
+    // would stall the only drainer of the TX rings.
+    let expected = (rate * time.as_secs_f64() * 1.2) as usize + 4096;
+    let mut lat: Vec<u64> = vec![0; expected];
+    lat.clear();
     let (mut offered, mut refused, mut out) = (0, 0, 0);
+    let begin = tsc();
     let sink = |lat: &mut Vec<u64>| {
-        let now = tsc();
         drain(&rings.tx, &mut |m| {
             let mut t = [0u8; 8];
             t.copy_from_slice(&m.private()[..8]);
-            lat.push(now.wrapping_sub(u64::from_le_bytes(t)));
+            let t = u64::from_le_bytes(t);
+            // A frame the router made itself carries whatever its mbuf held before.
+            if t >= begin {
+                lat.push(tsc().wrapping_sub(t));
+            }
         })
     };
-    let begin = tsc();
     let end = begin + (time.as_secs_f64() * hz as f64) as u64;
     let mut next = begin;
     while tsc() < end {
         if tsc() >= next {
-            let took = fill(&rings.rx[ingress], pool, frames, offered, BURST, tsc());
+            let took = fill(
+                &rings.rx[ingress],
+                pool,
+                frames,
+                first + offered,
+                BURST,
+                &tsc,
+            );
             offered += BURST;
             refused += BURST - took;
             next += period;
@@ -567,7 +610,8 @@ fn idle_cpu(lane: &LaneHandle, time: Duration, slack_ns: u64) -> f64 {
 }
 
 /// Offers 4096 packets at `rate` after the worker has idled for 20 ms, `trials` times;
-/// returns the packets offered and, per trial, how many a full RX ring refused.
+/// returns the packets offered, per trial how many a full RX ring refused, and the rate
+/// (packets per second) the generator really reached.
 fn after_idle(
     lane: &LaneHandle,
     frames: &[Vec<u8>],
@@ -575,31 +619,36 @@ fn after_idle(
     trials: usize,
     slack_ns: u64,
     clock: &Clock,
-) -> (usize, Vec<usize>) {
+) -> (usize, Vec<usize>, f64) {
     let (rings, hz, pool) = (&lane.router, clock.hz, &*clock.pool);
     let stop = lane.serve(slack_ns);
     let period = (BURST as f64 * hz as f64 / rate) as u64;
     let mut offered = 0;
     let mut refused = vec![0; trials];
+    // The rate the generator really reached: (first, last) enqueue of every trial.
+    let mut spans = 0u64;
     for lost in refused.iter_mut() {
         thread::sleep(Duration::from_millis(20));
         drain(&rings.tx, &mut |_| {});
-        let mut next = tsc();
+        let begin = tsc();
+        let mut next = begin;
         for _ in 0..(4096 / BURST) {
             while tsc() < next {
                 std::hint::spin_loop();
             }
-            let took = fill(&rings.rx[LAN], pool, frames, offered, BURST, 0);
+            let took = fill(&rings.rx[LAN], pool, frames, offered, BURST, &|| 0);
             offered += BURST;
             *lost += BURST - took;
             next += period;
         }
+        spans += next - period - begin;
     }
     thread::sleep(Duration::from_millis(5));
     drain(&rings.tx, &mut |_| {});
     lane.stop(&stop);
     drain(&rings.tx, &mut |_| {});
-    (offered, refused)
+    let achieved = (offered - trials * BURST) as f64 * hz as f64 / spans.max(1) as f64;
+    (offered, refused, achieved)
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
@@ -647,9 +696,11 @@ fn main() {
     let hz = tsc_hz(Duration::from_millis(200));
     let workers = cpus.min(2);
 
-    let router = rig("r", workers, RING_SLOTS, &pool);
-    let io = rig("i", workers, RING_SLOTS, &pool);
-    let idle = rig("a", 2, IDLE_RING_SLOTS, &pool);
+    let router = rig("r", workers, (RING_SLOTS, RING_SLOTS), &pool);
+    let io = rig("i", workers, (RING_SLOTS, RING_SLOTS), &pool);
+    // The idle rig's TX rings hold a whole trial, so that the worker never meets a full
+    // TX ring there (drained between trials).
+    let idle = rig("a", 2, (IDLE_RING_SLOTS, 8192), &pool);
 
     // One pipeline per lane, all replicas of one control side's tables.
     let site = site();
@@ -856,14 +907,14 @@ fn main() {
         scale.idle_trials
     );
     println!(
-        "{:>12} {:>14} {:>10} {:>9} {:>9} {:>10} {:>12}",
-        "sleep ceiling", "timer slack", "rate Mpps", "offered", "lost", "trials", "median lost"
+        "{:>12} {:>14} {:>11} {:>9} {:>9} {:>10} {:>12}",
+        "sleep ceiling", "timer slack", "Mpps (real)", "offered", "lost", "trials", "median lost"
     );
     let frames = plain(BURST, 64);
     for (ceiling, lane) in &idle_lanes {
         for slack in [DEFAULT_SLACK_NS, WORKER_TIMER_SLACK_NS] {
             println!(
-                "{:>10} µs {:>11} µs {:>10} {:>9} {:>19}",
+                "{:>10} µs {:>11} µs {:>11} {:>9} {:>19}",
                 ceiling,
                 slack as f64 / 1000.0,
                 "idle",
@@ -874,16 +925,17 @@ fn main() {
                 )
             );
             for rate in [1.0, 2.0, 4.0, 8.0, 16.0] {
-                let (offered, mut lost) =
+                let (offered, mut lost, achieved) =
                     after_idle(lane, &frames, rate * 1e6, scale.idle_trials, slack, &clock);
                 let total: usize = lost.iter().sum();
                 let with_loss = lost.iter().filter(|&&l| l > 0).count();
                 lost.sort_unstable();
                 println!(
-                    "{:>10} µs {:>11} µs {:>10.0} {:>9} {:>8.2}% {:>8}/{} {:>12}",
+                    "{:>10} µs {:>11} µs {:>4.0} ({:>4.1}) {:>9} {:>8.2}% {:>8}/{} {:>12}",
                     ceiling,
                     slack as f64 / 1000.0,
                     rate,
+                    achieved / 1e6,
                     offered,
                     100.0 * total as f64 / offered as f64,
                     with_loss,
@@ -943,7 +995,9 @@ fn main() {
             "\ncold: {} contexts installed, each proxied packet's drawn at random",
             ctx.len()
         );
-        let cold = capacities(cold_classes(64, &ctx, scale.round * (scale.rounds + 1)));
+        // A frame per context: enough for the capacity rounds and the latency run, so
+        // neither repeats a context.
+        let cold = capacities(cold_classes(64, &ctx, ctx.len()));
         println!();
         latencies(&cold);
     }

@@ -7,8 +7,9 @@
 # the server counts. Prints both figures and the ratios (ours / kernel).
 #
 # With --knobs (`make bench-knobs`), m6-dataplane runs once per variant of configs/lab.yaml
-# (af_packet's qdisc_bypass and ring sizes, busy polling, the net_af_xdp PMD) and each
-# variant's figures are printed beside the kernel's.
+# (af_packet's qdisc_bypass and ring sizes, busy polling, a 50 µs sleep ceiling, the
+# net_af_xdp PMD) and each variant's figures are printed beside the kernel's; a variant
+# that does not start or whose measurement fails shows "-" and the bench goes on.
 #
 # Environment: M6_DATAPLANE (default target/release/m6-dataplane). Not run in CI.
 set -euo pipefail
@@ -41,39 +42,41 @@ print("%.0f" % ((s["packets"] - s["lost_packets"]) / s["seconds"]))'
 knobs=0
 [ "${1:-}" = --knobs ] && knobs=1
 
-# One run of m6-dataplane with config $1: prints "TCP UDP".
+# One run of m6-dataplane with config $1; sets run_tcp and run_udp ("-" when a step
+# failed). Runs in this shell, so the EXIT trap can stop the dataplane whatever happens.
 ours() {
+    run_tcp=- run_udp=-
+    : >/tmp/m6-bench-linux.log
     ip netns exec "$LAB_NS_RTR" "$DP" --config "$1" >/tmp/m6-bench-linux.log 2>&1 &
     dp_pid=$!
     for _ in $(seq 1 100); do grep -q forwarding /tmp/m6-bench-linux.log && break; sleep 0.1; done
-    if ! grep -q forwarding /tmp/m6-bench-linux.log; then
-        echo "m6-dataplane did not start with $1:" >&2
+    if grep -q forwarding /tmp/m6-bench-linux.log && lab_ping_wait "$LAB_HOST_PA1" 10 >/dev/null; then
+        run_tcp=$(tcp) || run_tcp=-
+        run_udp=$(udp64) || run_udp=-
+    else
+        echo "m6-dataplane did not forward with $1:" >&2
         cat /tmp/m6-bench-linux.log >&2
-        kill -TERM "$dp_pid" 2>/dev/null || true
-        wait "$dp_pid" 2>/dev/null || true
-        dp_pid=
-        echo "- -"
-        return
     fi
-    lab_ping_wait "$LAB_HOST_PA1" 10 >/dev/null
-    local t u
-    t=$(tcp)
-    u=$(udp64)
-    kill -TERM "$dp_pid"
+    kill -TERM "$dp_pid" 2>/dev/null || true
     wait "$dp_pid" 2>/dev/null || true
     dp_pid=
-    echo "$t $u"
 }
 
-# A variant of configs/lab.yaml: $1 name, $2 sed program.
+# A variant of configs/lab.yaml: $1 name, $2 sed program. Refuses a program that changes
+# nothing (the lab configuration moved on), which would report the baseline as a variant.
 variant() {
     local f=/tmp/m6-bench-$1.yaml
     sed "$2" "$repo/configs/lab.yaml" >"$f"
+    if cmp -s "$f" "$repo/configs/lab.yaml"; then
+        lab_die "knob $1: '$2' changes nothing in configs/lab.yaml" || exit 1
+    fi
     echo "$f"
 }
 
 bash "$repo/lab/topology.sh" up >/dev/null
-read -r ours_tcp ours_udp < <(ours "$repo/configs/lab.yaml")
+ours "$repo/configs/lab.yaml"
+ours_tcp=$run_tcp ours_udp=$run_udp
+[ "$ours_tcp" != - ] && [ "$ours_udp" != - ] || lab_die "m6-dataplane with configs/lab.yaml gave no figures" || exit 1
 declare -a knob_rows=()
 if [ "$knobs" = 1 ]; then
     for v in \
@@ -84,8 +87,8 @@ if [ "$knobs" = 1 ]; then
         "net_af_xdp (XDP on veth)|s/net_af_packet\([0-9]\),iface=\([a-z0-9]*\)/net_af_xdp\1,iface=\2,start_queue=0,queue_count=1/"; do
         name=${v%%|*}
         f=$(variant "$(echo "$name" | tr -c 'a-z0-9' _)" "${v#*|}")
-        read -r t u < <(ours "$f")
-        knob_rows+=("$name|$t|$u")
+        ours "$f"
+        knob_rows+=("$name|$run_tcp|$run_udp")
     done
 fi
 
@@ -115,8 +118,8 @@ if [ "$knobs" = 1 ]; then
     printf '%-34s %12s %8s %12s %8s\n' "configs/lab.yaml as it is" "$ours_tcp" "$(ratio "$ours_tcp" "$linux_tcp")" "$ours_udp" "$(ratio "$ours_udp" "$linux_udp")"
     for row in "${knob_rows[@]}"; do
         IFS='|' read -r name t u <<<"$row"
-        if [ "$t" = - ]; then
-            printf '%-34s %12s\n' "$name" "did not start (see above)"
+        if [ "$t" = - ] || [ "$u" = - ]; then
+            printf '%-34s %12s %8s %12s %8s   (failed: see above)\n' "$name" "$t" "" "$u" ""
         else
             printf '%-34s %12s %8s %12s %8s\n' "$name" "$t" "$(ratio "$t" "$linux_tcp")" "$u" "$(ratio "$u" "$linux_udp")"
         fi

@@ -115,14 +115,14 @@ pub fn rss_kib() -> u64 {
 /// An M6 data frame of `len` octets (at least 62): IPv6 with next header P1 (161) and its
 /// flow label, zeros after it (the router reads no further than P1).
 fn m6_frame(
-    src_mac: [u8; 6],
     dst_mac: [u8; 6],
+    src_mac: [u8; 6],
     src: &str,
     dst: &str,
     label: u32,
     len: usize,
 ) -> Vec<u8> {
-    let mut f = ip_frame(src_mac, dst_mac, src, dst, 64, 161, &vec![0u8; len - 54]);
+    let mut f = ip_frame(dst_mac, src_mac, src, dst, 64, 161, &vec![0u8; len - 54]);
     f[15] = (f[15] & 0xf0) | ((label >> 16) as u8 & 0x0f);
     f[16] = (label >> 8) as u8;
     f[17] = label as u8;

@@ -263,8 +263,9 @@ fn run(config: &DataplaneConfig, path: &std::path::Path) -> Result<(), String> {
         let rx_desc = config.ports.iter().map(|p| p.rx_desc).min().unwrap_or(0);
         println!(
             "m6-dataplane: adaptive polling: idle workers sleep up to {max_idle_sleep_us} µs; a \
-             burst after idle above about {:.1} Mpps overflows {rx_desc}-descriptor RX queues \
-             (lower polling.max_idle_sleep_us, raise rx_desc, or poll busy)",
+             burst after idle above about {:.1} Mpps may overflow RX queues of {rx_desc} \
+             descriptors (lower polling.max_idle_sleep_us, raise rx_desc, or poll busy; \
+             vdev PMDs size their rings from their own arguments, af_packet from framecnt)",
             dataplane::io::burst_after_idle_pps(rx_desc, max_idle_sleep_us) as f64 / 1e6
         );
     }

@@ -79,7 +79,8 @@ impl Mbuf {
 
     /// The application's private area of the mbuf (`rte_mbuf_to_priv`, `priv_size` bytes
     /// as given to [`Mempool::with_private`]; empty for pools made with [`Mempool::new`]).
-    /// DPDK and the PMDs never touch it, so it travels with the packet.
+    /// DPDK and the PMDs never touch it, so it travels with the packet; nor is it reset on
+    /// allocation: a fresh mbuf holds what its last user left there.
     pub fn private(&self) -> &[u8] {
         let len = usize::from(self.hdr().priv_size);
         // SAFETY: the pool laid out `priv_size` bytes right after the rte_mbuf header (DPDK's

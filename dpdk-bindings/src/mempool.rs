@@ -60,6 +60,10 @@ impl Mempool {
 
     /// As [`Mempool::new`], with `priv_size` bytes of application area in each mbuf (a
     /// multiple of 8, `RTE_MBUF_PRIV_ALIGN`), reached through [`Mbuf::private`].
+    ///
+    /// Errors: EAL not running, a name with a NUL byte, or DPDK's reason (`EINVAL` for a
+    /// `priv_size` that is not a multiple of 8 or a cache too big, `EEXIST` for a name in
+    /// use, `ENOMEM`).
     pub fn with_private(
         name: &str,
         n_mbufs: u32,

@@ -210,10 +210,12 @@ impl Port {
     /// Creates a port named `name` over rings (`rte_eth_from_rings`, the net_ring PMD): RX
     /// queue i dequeues from `rx[i]`, TX queue i enqueues into `tx[i]`. The port is then
     /// configured and started like any other, with at most `rx.len()` RX and `tx.len()` TX
-    /// queues. DPDK names the device `net_ring_` + `name`. Until [`Port::close`], dropping
-    /// one of the rings keeps it for the process (see [`Ring`]).
+    /// queues. DPDK names the device `net_ring_` + `name`, which stays taken for the
+    /// process even after [`Port::close`]. Until the port is closed, dropping one of the
+    /// rings keeps it for the process (see [`Ring`]).
     ///
-    /// Errors: EAL not running, no rings, or DPDK's reason (a name in use, too many queues).
+    /// Errors: EAL not running, no rings, a name in use or with a NUL byte, or DPDK's
+    /// reason (too many queues, `ENOMEM`).
     pub fn from_rings(name: &str, rx: &[&Ring], tx: &[&Ring]) -> Result<Port, Error> {
         let (_lease, mut table) = control()?;
         let call = "rte_eth_from_rings";
@@ -221,6 +223,21 @@ impl Port {
             call,
             reason: format!("port name {name:?} contains a NUL byte"),
         })?;
+        // DPDK itself answers a name in use with a bare EINVAL: say which.
+        let device =
+            CString::new(format!("net_ring_{name}")).map_err(|_| Error::InvalidArgument {
+                call,
+                reason: format!("port name {name:?} contains a NUL byte"),
+            })?;
+        let mut existing = 0u16;
+        // SAFETY: EAL is running, the control lock is held, device is a valid C string and
+        // existing a valid out-pointer.
+        if unsafe { sys::rte_eth_dev_get_port_by_name(device.as_ptr(), &mut existing) } == 0 {
+            return Err(Error::InvalidArgument {
+                call,
+                reason: format!("a ring port named {name:?} exists already (port {existing})"),
+            });
+        }
         if rx.is_empty() || tx.is_empty() {
             return Err(Error::InvalidArgument {
                 call,

@@ -31,11 +31,12 @@ unsafe impl Send for Ring {}
 unsafe impl Sync for Ring {}
 
 impl Ring {
-    /// Creates a ring named `name` (unique in the process, under 30 bytes) holding up to
-    /// `count - 1` mbufs; `count` is a power of two (DPDK's rule).
+    /// Creates a ring named `name` (unique in the process, at most 28 bytes: DPDK prefixes
+    /// "RG_" within 32) holding up to `count - 1` mbufs; `count` is a power of two (DPDK's
+    /// rule).
     ///
     /// Errors: EAL not running, or DPDK's reason (`EINVAL` for a count that is not a power
-    /// of two, `EEXIST` for a name in use, `ENOMEM`).
+    /// of two, `EEXIST` for a name in use, `ENAMETOOLONG`, `ENOMEM`).
     pub fn new(name: &str, count: u32) -> Result<Ring, Error> {
         let lease = Lease::acquire()?;
         let cname = CString::new(name).map_err(|_| Error::InvalidArgument {
@@ -69,9 +70,10 @@ impl Ring {
         done
     }
 
-    /// Dequeues up to `max` mbufs and appends them to `out`. Returns how many.
+    /// Dequeues up to `max` mbufs (at most 65535 per call, as a burst) and appends them to
+    /// `out`. Returns how many.
     pub fn dequeue_burst(&self, out: &mut Vec<Mbuf>, max: usize) -> usize {
-        let n = c_uint::try_from(max).unwrap_or(c_uint::MAX);
+        let n = max.min(usize::from(u16::MAX)) as c_uint;
         out.reserve(n as usize);
         let spare = out.spare_capacity_mut();
         // SAFETY: the ring is valid and MC-safe; spare has room for n pointers of the Mbuf

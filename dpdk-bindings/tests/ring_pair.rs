@@ -88,6 +88,13 @@ fn ring_pair_delivers_every_packet_intact_to_the_other_port_and_leaks_nothing() 
         "a ring's size is a power of two"
     );
     let a = port_from_rings("pair_a", &b_to_a, &a_to_b);
+    let again = Port::from_rings("pair_a", &[&b_to_a], &[&a_to_b]);
+    assert!(
+        again
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("exists already")),
+        "a ring port's name is refused a second time, saying why: {again:?}"
+    );
     let b = port_from_rings("pair_b", &a_to_b, &b_to_a);
     assert_eq!(Port::count(), 2);
     assert_ne!(a.id(), b.id());

@@ -275,7 +275,8 @@ impl Worker {
             std::hint::spin_loop();
             return;
         }
-        let exponent = (self.idle_rounds - SPIN_ROUNDS).min(20);
+        // 1, 2, 4 ... µs: idle_rounds > SPIN_ROUNDS here.
+        let exponent = (self.idle_rounds - SPIN_ROUNDS - 1).min(20);
         let sleep_us = (1u64 << exponent).min(max_idle_sleep_us.max(1));
         self.io.idle_sleeps += 1;
         std::thread::sleep(Duration::from_micros(sleep_us));
@@ -326,22 +327,23 @@ fn enqueue(
 /// beyond its sleep and the scheduler's wake-up.
 pub const WORKER_TIMER_SLACK_NS: u64 = 1_000;
 
-/// What a sleeping worker may take to run again beyond the sleep it asked for, with
-/// [`WORKER_TIMER_SLACK_NS`] (µs): a 50 µs sleep takes 70 µs at the median and 123 µs at
-/// the 99th percentile on the 2-core virtual machine (`make bench-e2e`, docs/
-/// performance.md, "Loss after idle").
+/// How late a sleeping worker may run again beyond the sleep it asked for, with
+/// [`WORKER_TIMER_SLACK_NS`] (µs): the 99th percentile of the overrun of a 50 µs sleep on
+/// the 2-core virtual machine (it took 68 to 76 µs at the median, 89 to 123 µs at the
+/// 99th percentile on a quiet run; `make bench-e2e`, docs/performance.md, "Loss after
+/// idle").
 pub const WAKE_UP_US: u64 = 70;
 
 /// The packet rate (per second) of a burst arriving at an idle adaptive worker that an RX
-/// queue of `rx_desc` descriptors absorbs before the worker wakes: `rx_desc` over the
-/// sleep ceiling plus [`WAKE_UP_US`].
+/// queue of `rx_desc` descriptors surely absorbs before the worker wakes: `rx_desc` over
+/// the sleep ceiling plus [`WAKE_UP_US`]. Conservative: a burst mostly arrives mid-sleep.
 pub fn burst_after_idle_pps(rx_desc: u16, max_idle_sleep_us: u64) -> u64 {
-    u64::from(rx_desc) * 1_000_000 / (max_idle_sleep_us + WAKE_UP_US).max(1)
+    u64::from(rx_desc) * 1_000_000 / max_idle_sleep_us.saturating_add(WAKE_UP_US).max(1)
 }
 
 /// Sets the calling thread's timer slack to [`WORKER_TIMER_SLACK_NS`]
 /// (`prctl(PR_SET_TIMERSLACK)`). Linux lets a normal thread's sleep overrun by 50 µs by
-/// default, so a 200 µs back-off really sleeps about 255 µs, and the RX ring fills during
+/// default, so a 200 µs back-off really sleeps about 280 µs, and the RX ring fills during
 /// the overrun when a burst follows idleness (docs/performance.md, "Loss after idle").
 /// Returns whether the kernel took it; a refusal leaves the default, which only costs
 /// latency after idle.
