@@ -383,7 +383,7 @@ pub const DEFAULT_TX_DESC: u16 = 1024;
 /// An adaptive worker's sleep ceiling (µs). With the worker's 1 µs timer slack a 50 µs
 /// sleep takes about 70 µs (125 µs with Linux's default slack), and a 1024-descriptor RX
 /// queue took bursts of up to 16 Mpps after idle without systematic loss; the price is
-/// 22% to 27% of a core while idle (docs/performance.md, "Loss after idle").
+/// 22% to 30% of a core while idle (docs/performance.md, "Loss after idle").
 pub const DEFAULT_MAX_IDLE_SLEEP_US: u64 = 50;
 pub const DEFAULT_ICMP_ERRORS_PER_SEC: u32 = 100;
 /// Ethernet's MTU.
