@@ -173,6 +173,14 @@ impl Masked {
     }
 }
 
+/// The bit of `a` in [`SiteTables::own_filter`]: the top 6 bits of a multiplicative hash
+/// of both halves.
+#[inline]
+fn own_bit(a: Addr) -> u64 {
+    let folded = (a as u64) ^ ((a >> 64) as u64);
+    1 << (folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58)
+}
+
 /// The /64 part of an address.
 const SUBNET: u128 = u128::MAX << 64;
 
@@ -242,6 +250,10 @@ pub struct SiteTables {
     pub isps: Vec<IspState>,
     /// Every global address of the router, on any port.
     pub own_global: Vec<Addr>,
+    /// A one-word Bloom filter over `own_global` and `anycast`: [`SiteTables::is_own`]
+    /// scans the lists only when the bit of the address is set, so forwarded traffic (the
+    /// bulk) stops at one multiply (the scans were 5% of `make bench`'s samples).
+    pub own_filter: u64,
     /// The subnet-router anycast address of every LAN /64 the router has an address in
     /// (RFC 4291 section 2.6.1). Not on uplinks: on a /127 point-to-point link the
     /// "anycast" address is the other router's (RFC 6164 section 5).
@@ -298,11 +310,16 @@ impl SiteTables {
             .and_then(|l| site.ports.get(l))
             .map(|p| anycast_of(&p.addresses))
             .unwrap_or_default();
+        let own_filter = own_global
+            .iter()
+            .chain(&anycast)
+            .fold(0, |f, &a| f | own_bit(a));
         SiteTables {
             ports,
             isps,
             own_global,
             anycast,
+            own_filter,
             lan_port,
             proxied: site.proxied.iter().map(Masked::new).collect(),
             wired_isps: site
@@ -341,7 +358,9 @@ impl SiteTables {
     /// the router, a subnet-router anycast address, or the link-local address of that port.
     #[inline]
     pub fn is_own(&self, port: &PortTable, a: Addr) -> bool {
-        a == port.link_local || self.own_global.contains(&a) || self.anycast.contains(&a)
+        a == port.link_local
+            || (self.own_filter & own_bit(a) != 0
+                && (self.own_global.contains(&a) || self.anycast.contains(&a)))
     }
 
     /// Whether `a` is an address of a proxied host (an AID or a locator, seed 002).
@@ -475,6 +494,32 @@ mod tests {
         let mut s = good;
         s.isps[1].name = "isp1".into();
         assert!(matches!(s.validate(), Err(SiteError::DuplicateIspName(_))));
+    }
+
+    #[test]
+    fn the_own_address_filter_never_hides_an_own_address() {
+        let t = SiteTables::new(&two_isp_site());
+        let port = &t.ports[0];
+        for &a in t.own_global.iter().chain(&t.anycast) {
+            assert!(t.is_own(port, a), "{a:x}");
+        }
+        // Neighbors of the router's addresses: the filter may let some through to the
+        // scan, but the answer is the scan's.
+        let mut passed = 0;
+        for &own in &t.own_global {
+            for d in 1..2_000u128 {
+                let other = own ^ d;
+                if t.own_global.contains(&other) || t.anycast.contains(&other) {
+                    continue;
+                }
+                assert!(!t.is_own(port, other), "{other:x}");
+                passed += usize::from(t.own_filter & own_bit(other) != 0);
+            }
+        }
+        assert!(
+            passed < t.own_global.len() * 2_000 / 4,
+            "the filter stops most: {passed}"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use hashbrown::HashMap;
 
-use super::{Context, ContextTable, Destination};
+use super::{Context, ContextKey, ContextTable, Destination};
 use crate::buf::PacketBuf;
 use crate::net::addr::Addr;
 use crate::nodes::cc_answer::{self, CcLimiter};
@@ -149,6 +149,10 @@ impl ContextReader {
     /// may have withdrawn it), else the published one.
     #[inline]
     pub fn lp_peer(&self, ctx: &Context) -> Option<Addr> {
+        // Most of the time no peer has moved: skip hashing the AID pair.
+        if self.lp_override.is_empty() {
+            return ctx.lp_peer();
+        }
         match self.lp_override.get(&(ctx.aid_local(), ctx.aid_peer())) {
             Some(&(a, overridden))
                 if overridden == ctx.lp_peer
@@ -162,12 +166,12 @@ impl ContextReader {
     }
 
     /// Switches Lp(peer) of `ctx` to `src` on this worker (7.11 step 3c) and reports it.
-    pub fn switch_lp(&mut self, ctx: &Context, src: Addr, now: u64) {
+    pub fn switch_lp(&mut self, ctx: &ContextKey, src: Addr, now: u64) {
         if self.lp_override.len() >= MAX_KEYS {
             self.lp_override.clear();
         }
         self.lp_override
-            .insert((ctx.aid_local(), ctx.aid_peer()), (src, ctx.lp_peer));
+            .insert((ctx.aid_local, ctx.aid_peer), (src, ctx.lp_peer));
         self.counters.lp_switched += 1;
         self.new_source(ctx, src, now);
     }
@@ -175,12 +179,12 @@ impl ContextReader {
     /// `ctx` carried a packet: now and then (sampled, and per context at most every
     /// [`ACTIVITY_INTERVAL_NS`]) an activity report.
     #[inline]
-    pub fn used(&mut self, ctx: &Context, now: u64) {
+    pub fn used(&mut self, ctx: &ContextKey, now: u64) {
         self.sample = self.sample.wrapping_add(1);
         if !self.sample.is_multiple_of(ACTIVITY_SAMPLE) {
             return;
         }
-        let key = (ctx.aid_local(), ctx.f_local);
+        let key = (ctx.aid_local, ctx.f_local);
         let due = match self.activity.get(&key) {
             Some(&last) => now.saturating_sub(last) >= ACTIVITY_INTERVAL_NS,
             None => true,
@@ -198,10 +202,10 @@ impl ContextReader {
     }
 
     /// Reports a source locator other than Lp(peer) on `ctx`.
-    pub fn new_source(&mut self, ctx: &Context, src: Addr, now: u64) {
-        if self.due((ctx.aid_local(), src, ctx.f_local), now) {
+    pub fn new_source(&mut self, ctx: &ContextKey, src: Addr, now: u64) {
+        if self.due((ctx.aid_local, src, ctx.f_local), now) {
             self.push(M6Event::NewSourceLocator {
-                aid_local: ctx.aid_local(),
+                aid_local: ctx.aid_local,
                 f_local: ctx.f_local,
                 src,
             });

@@ -110,7 +110,29 @@ pub struct Context {
 /// Octets per context in the slab.
 pub const CONTEXT_BYTES: usize = std::mem::size_of::<Slot>();
 
+/// What a worker keeps of a context to report on it after the packet is handled: the
+/// datapath reads a context in place in the replica (a copy would touch every cache line
+/// of it) and takes this small part before it changes its own state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContextKey {
+    pub aid_local: Addr,
+    pub aid_peer: Addr,
+    pub f_local: u32,
+    /// Lp(peer) as published (zero until known).
+    pub lp_peer: [u8; 16],
+}
+
 impl Context {
+    /// See [`ContextKey`].
+    pub fn key(&self) -> ContextKey {
+        ContextKey {
+            aid_local: self.aid_local(),
+            aid_peer: self.aid_peer(),
+            f_local: self.f_local,
+            lp_peer: self.lp_peer,
+        }
+    }
+
     pub fn aid_local(&self) -> Addr {
         addr::from_bytes(self.aid_local)
     }

@@ -57,16 +57,17 @@ pub fn check(
     src: Addr,
     dst: Addr,
     lp_peer: impl Fn(&Context) -> Option<Addr>,
-) -> Result<(Context, SourceNote), DropReason> {
+) -> Result<(&Context, SourceNote), DropReason> {
+    // Read in place: a copy would touch every cache line of the context.
     let ctx = match t.by_label(label, dst) {
-        Ok(c) => *c,
+        Ok(c) => c,
         Err(true) => return Err(DropReason::DstNotInLslLocal),
         Err(false) => return Err(DropReason::UnknownFlowLabel),
     };
     if !ctx.lsl_peer.contains(src) {
         return Err(DropReason::SrcNotInLslPeer);
     }
-    let note = if lp_peer(&ctx) == Some(src) {
+    let note = if lp_peer(ctx) == Some(src) {
         SourceNote::Preferred
     } else if ctx.lsv_peer.contains(src) {
         SourceNote::NewPreferred
@@ -194,16 +195,16 @@ mod tests {
         let local = a("2001:db8:2:1::10");
         assert_eq!(
             check(&t, 0x111, a("2001:db8:99::20"), local, lp),
-            Ok((c, SourceNote::Preferred))
+            Ok((&c, SourceNote::Preferred))
         );
         assert_eq!(
             check(&t, 0x111, a("2001:db8:98::20"), local, lp),
-            Ok((c, SourceNote::NewPreferred)),
+            Ok((&c, SourceNote::NewPreferred)),
             "3c"
         );
         assert_eq!(
             check(&t, 0x111, a("2001:db8:97::20"), local, lp),
-            Ok((c, SourceNote::Unverified)),
+            Ok((&c, SourceNote::Unverified)),
             "3b"
         );
         assert_eq!(

@@ -27,7 +27,6 @@ mod originate;
 
 use crate::buf::PacketBuf;
 use crate::contexts::datapath::{ContextReader, M6Event};
-use crate::contexts::Context;
 use crate::control::{WorkerEvent, WorkerTables};
 use crate::isp::IspTable;
 use crate::neighbor::datapath::{Hold, HoldMeta, HoldQueue, Lookup, Resolver};
@@ -563,11 +562,15 @@ impl Pipeline {
                 && !self.tables.in_site(slot.p.dst)
             {
                 let (src, dst) = (slot.p.src, slot.p.dst);
-                let ctx: Option<Context> = self.contexts.table().by_aids(src, dst).copied();
-                match ctx {
+                // The context is read in place in the replica (a copy would touch every
+                // cache line of it); what changes this worker's own state waits until the
+                // borrow ends.
+                let mut first = false;
+                let mut translated = None;
+                match self.contexts.table().by_aids(src, dst) {
                     Some(c) if c.transmit && c.f_peer != 0 => {
-                        let picked = proxy_out::pick(&self.tables, &self.isps.get().0, &c, dst);
-                        let lp = self.contexts.lp_peer(&c);
+                        let picked = proxy_out::pick(&self.tables, &self.isps.get().0, c, dst);
+                        let lp = self.contexts.lp_peer(c);
                         let port = picked.and_then(|(isp, _)| self.tables.isps.get(isp)?.port);
                         if let (Some((isp, from)), Some(lp), Some(port)) = (picked, lp, port) {
                             // Hop limit and MTU are judged on the packet as the host sent it,
@@ -593,21 +596,28 @@ impl Pipeline {
                                 self.frames.icmp.push(i);
                                 continue;
                             }
-                            self.contexts.used(&c, now);
-                            match proxy_out::translate(b, &mut slot.p, &c, from, lp) {
-                                Ok(()) => {
-                                    self.contexts.counters.translated_out += 1;
-                                    slot.out_port = port;
-                                    slot.hop = Hop::Isp(isp);
-                                    self.frames.adjacency.push(i);
-                                }
-                                Err(r) => self.counters.drop.count(DropCause::ProxyOut(r)),
-                            }
-                            continue;
+                            let done = proxy_out::translate(b, &mut slot.p, c, from, lp);
+                            translated = Some((c.key(), done.map(|()| (isp, port))));
                         }
                     }
                     Some(_) => {}
-                    None => self.contexts.first_packet(src, dst, now),
+                    None => first = true,
+                }
+                if let Some((key, done)) = translated {
+                    self.contexts.used(&key, now);
+                    match done {
+                        Ok((isp, port)) => {
+                            self.contexts.counters.translated_out += 1;
+                            slot.out_port = port;
+                            slot.hop = Hop::Isp(isp);
+                            self.frames.adjacency.push(i);
+                        }
+                        Err(r) => self.counters.drop.count(DropCause::ProxyOut(r)),
+                    }
+                    continue;
+                }
+                if first {
+                    self.contexts.first_packet(src, dst, now);
                 }
                 self.contexts.counters.plain_out += 1;
             }
@@ -835,8 +845,11 @@ impl Pipeline {
                         let checked = proxy_in::check(contexts.table(), label, src, dst, |c| {
                             contexts.lp_peer(c)
                         });
-                        let (ctx, note) = match checked {
-                            Ok(found) => found,
+                        // The context stays in the replica (read in place); its key is what
+                        // the reports below need.
+                        let restored = match checked {
+                            Ok((ctx, note)) => proxy_in::restore(b, &mut slot.p, ctx, base)
+                                .map(|()| (ctx.key(), note)),
                             Err(r) => {
                                 self.counters.drop.count(DropCause::ProxyIn(r));
                                 if r == proxy_in::DropReason::UnknownFlowLabel {
@@ -847,20 +860,23 @@ impl Pipeline {
                         };
                         // A malformed M6 header is dropped before it may move Lp(peer) or
                         // cause a report.
-                        if let Err(r) = proxy_in::restore(b, &mut slot.p, &ctx, base) {
-                            self.counters.drop.count(DropCause::ProxyIn(r));
-                            continue;
-                        }
+                        let (key, note) = match restored {
+                            Ok(found) => found,
+                            Err(r) => {
+                                self.counters.drop.count(DropCause::ProxyIn(r));
+                                continue;
+                            }
+                        };
                         match note {
                             proxy_in::SourceNote::Preferred => {}
                             proxy_in::SourceNote::NewPreferred => {
-                                self.contexts.switch_lp(&ctx, src, now)
+                                self.contexts.switch_lp(&key, src, now)
                             }
                             proxy_in::SourceNote::Unverified => {
-                                self.contexts.new_source(&ctx, src, now)
+                                self.contexts.new_source(&key, src, now)
                             }
                         }
-                        self.contexts.used(&ctx, now);
+                        self.contexts.used(&key, now);
                         self.contexts.counters.translated_in += 1;
                     }
                     slot.out_port = lan_port;
@@ -922,27 +938,25 @@ impl Pipeline {
         let host_slot = self.tables.isps.len();
         for k in 0..self.frames.adjacency.n {
             let i = self.frames.adjacency.get(k);
-            let Some(slot) = self.slots.get(i).copied() else {
+            // Only the hop and the port: the slot stays where it is (a copy of it per packet
+            // showed in the profile).
+            let Some((hop, out_port)) = self.slots.get(i).map(|s| (s.hop, s.out_port)) else {
                 continue;
             };
-            let lookup = match slot.hop {
+            let lookup = match hop {
                 Hop::Isp(isp) => match self.tables.isps.get(isp) {
                     Some(s) => match s.static_mac {
                         Some(mac) => Lookup::Mac(mac),
-                        None => self.resolver.lookup(
-                            isp,
-                            slot.out_port,
-                            s.next_hop,
-                            Trigger::Inside,
-                            now,
-                        ),
+                        None => {
+                            self.resolver
+                                .lookup(isp, out_port, s.next_hop, Trigger::Inside, now)
+                        }
                     },
                     None => Lookup::Failed,
                 },
-                Hop::Host(a) => {
-                    self.resolver
-                        .lookup(host_slot, slot.out_port, a, Trigger::Outside, now)
-                }
+                Hop::Host(a) => self
+                    .resolver
+                    .lookup(host_slot, out_port, a, Trigger::Outside, now),
                 Hop::None => Lookup::Failed,
             };
             if let Some(s) = self.slots.get_mut(i) {
@@ -953,7 +967,7 @@ impl Pipeline {
         // Rewrite and send, hold, or refuse.
         for k in 0..self.frames.adjacency.n {
             let i = self.frames.adjacency.get(k);
-            let (Some(slot), Some(b)) = (self.slots.get(i).copied(), pkts.get_mut(i)) else {
+            let (Some(slot), Some(b)) = (self.slots.get(i), pkts.get_mut(i)) else {
                 continue;
             };
             let Some(port_mac) = self.tables.ports.get(slot.out_port).map(|p| p.mac) else {
