@@ -122,6 +122,29 @@ pub fn prefetch<T: ?Sized>(r: &T) {
     let _ = r;
 }
 
+/// [`prefetch`] for every cache line `r` spans (a value larger than one line, such as a
+/// table entry read at several offsets).
+#[inline(always)]
+pub fn prefetch_all<T>(r: &T) {
+    let start = (r as *const T).cast::<i8>();
+    // From the line that holds the first octet to the one that holds the last.
+    let skew = start as usize & 63;
+    let lines = (skew + std::mem::size_of::<T>()).div_ceil(64);
+    let base = start.wrapping_sub(skew);
+    for k in 0..lines {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in prefetch(): a hint that reads nothing and cannot fault; the address
+        // is computed with wrapping arithmetic and never dereferenced.
+        unsafe {
+            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                base.wrapping_add(k * 64),
+            )
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (base, k);
+    }
+}
+
 /// [`tsc`] ticks per second, measured against the monotonic clock over `over`.
 pub fn tsc_hz(over: std::time::Duration) -> u64 {
     let (t0, c0) = (std::time::Instant::now(), tsc());

@@ -269,7 +269,8 @@ impl ContextTable {
     pub fn prefetch_label_slot(&self, label: u32) {
         let i = self.rx.get(label as usize).copied().unwrap_or(0);
         if let Some(s) = (i as usize).checked_sub(1).and_then(|i| self.slots.get(i)) {
-            dpdk_bindings::prefetch(s);
+            // Every line of it: the checks read the locator sets and Lp(peer) in place.
+            dpdk_bindings::prefetch_all(s);
         }
     }
 
@@ -282,7 +283,8 @@ impl ContextTable {
             .get(&(aid_local, aid_peer))
             .and_then(|&i| self.slots.get(i as usize))
         {
-            dpdk_bindings::prefetch(s);
+            // Every line of it: translation reads Ls(local), the flags and Lp(peer) in place.
+            dpdk_bindings::prefetch_all(s);
         }
     }
 
