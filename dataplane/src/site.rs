@@ -252,8 +252,9 @@ pub struct SiteTables {
     pub own_global: Vec<Addr>,
     /// A one-word Bloom filter over `own_global` and `anycast`: [`SiteTables::is_own`]
     /// scans the lists only when the bit of the address is set, so forwarded traffic (the
-    /// bulk) stops at one multiply (the scans were 5% of `make bench`'s samples).
-    pub own_filter: u64,
+    /// bulk) stops at one multiply (the scans were 5% of `make bench`'s samples). Private:
+    /// only [`SiteTables::new`] builds the lists and the filter together.
+    own_filter: u64,
     /// The subnet-router anycast address of every LAN /64 the router has an address in
     /// (RFC 4291 section 2.6.1). Not on uplinks: on a /127 point-to-point link the
     /// "anycast" address is the other router's (RFC 6164 section 5).

@@ -149,7 +149,8 @@ impl ContextReader {
     /// may have withdrawn it), else the published one.
     #[inline]
     pub fn lp_peer(&self, ctx: &Context) -> Option<Addr> {
-        // Most of the time no peer has moved: skip hashing the AID pair.
+        // Until this worker first switches an Lp(peer), skip hashing the AID pair (the map
+        // only grows, up to MAX_KEYS, then starts over).
         if self.lp_override.is_empty() {
             return ctx.lp_peer();
         }

@@ -563,8 +563,8 @@ impl Pipeline {
             {
                 let (src, dst) = (slot.p.src, slot.p.dst);
                 // The context is read in place in the replica (a copy would touch every
-                // cache line of it); what changes this worker's own state waits until the
-                // borrow ends.
+                // cache line of it); the reports and proxy counters, kept by the same
+                // ContextReader, wait until the borrow ends.
                 let mut first = false;
                 let mut translated = None;
                 match self.contexts.table().by_aids(src, dst) {
