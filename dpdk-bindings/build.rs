@@ -146,8 +146,8 @@ fn main() {
         "RTE_MBUF_F_RX_RSS_HASH",
         "LCORE_ID_ANY",
         "SOCKET_ID_ANY",
-        "RING_F_SP_ENQ",
-        "RING_F_SC_DEQ",
+        "RTE_PMD_RING_MAX_RX_RINGS",
+        "RTE_PMD_RING_MAX_TX_RINGS",
     ] {
         builder = builder.allowlist_var(v);
     }

@@ -66,12 +66,7 @@ fn default_birthday_file() -> PathBuf {
 
 impl ControlplaneConfig {
     pub fn load(path: &Path) -> Result<ControlplaneConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.to_path_buf(),
-            field: String::new(),
-            message: format!("cannot read the file: {e}"),
-        })?;
-        Self::from_yaml(path, &text)
+        Self::from_yaml(path, &ConfigError::read(path)?)
     }
 
     /// Checks configuration text; `file` only names it in errors.

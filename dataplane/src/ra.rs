@@ -311,21 +311,12 @@ impl Advertiser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testpkt::{ip, two_isp_site, LAN_MAC};
+    use crate::testpkt::{ip, ra_site, LAN_MAC};
 
     const S: u64 = 1_000_000_000;
 
     fn site() -> Site {
-        let mut s = two_isp_site();
-        s.ra = Some(RaConfig {
-            interval_s: 30,
-            router_lifetime_s: 90,
-            valid_lifetime_s: 86_400,
-            preferred_lifetime_s: 14_400,
-            rdnss: vec![ip("2001:db8:53::1")],
-            rdnss_lifetime_s: 90,
-        });
-        s
+        ra_site()
     }
 
     /// Decodes an RA frame: (router lifetime, [(prefix, valid, preferred)], rdnss, mtu).

@@ -92,6 +92,21 @@ pub fn two_isp_site() -> Site {
     }
 }
 
+/// [`two_isp_site`] with Router Advertisements on: every 30 s, router lifetime 90 s,
+/// PIO lifetimes 1 day / 4 h, one RDNSS (RFC 8106) with a 90 s lifetime.
+pub fn ra_site() -> Site {
+    let mut s = two_isp_site();
+    s.ra = Some(crate::site::RaConfig {
+        interval_s: 30,
+        router_lifetime_s: 90,
+        valid_lifetime_s: 86_400,
+        preferred_lifetime_s: 14_400,
+        rdnss: vec![ip("2001:db8:53::1")],
+        rdnss_lifetime_s: 90,
+    });
+    s
+}
+
 /// The ISP state the workers would read for `site` with ISP i usable when `up[i]`
 /// (withdrawn by its administrative state otherwise).
 pub fn isp_view(site: &Site, up: &[bool]) -> crate::isp::IspView {

@@ -35,7 +35,6 @@ const INTERVAL_S: f64 = 2.0;
 const TIMEOUT_S: f64 = 0.2;
 const DOWN_AFTER: f64 = 3.0;
 const UP_AFTER: f64 = 3.0;
-const LIVE_CONFIG: &str = "/run/m6-twosite/a-live.yaml";
 
 fn darken(n: u32) {
     let (ok, out) = sh(&format!(
@@ -112,11 +111,7 @@ fn lab_isp_health() {
     require_environment();
     let _lab = TwoSites::up();
     let mut report = Vec::new();
-    std::fs::copy(format!("{CFG}/a.yaml"), LIVE_CONFIG).expect("copy a.yaml");
-    let mut ra = router_with("a", LIVE_CONFIG);
-    let mut rb = router("b");
-    let ca = control("a");
-    let cb = control("b");
+    let (mut ra, mut rb, ca, cb) = start_with_live_a();
     establish_contexts(&ca, &cb);
     serve_iperf_at_b();
 

@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 use lab::twosite::*;
 use lab::*;
 
-const LIVE_CONFIG: &str = "/run/m6-twosite/a-live.yaml";
 const OPERATIONS_DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/operations.md");
 
 fn m6ctl() -> String {
@@ -102,11 +101,7 @@ fn lab_operations() {
     );
     let _lab = TwoSites::up();
     let mut report = Vec::new();
-    std::fs::copy(format!("{CFG}/a.yaml"), LIVE_CONFIG).expect("copy a.yaml");
-    let mut ra = router_with("a", LIVE_CONFIG);
-    let mut rb = router("b");
-    let ca = control("a");
-    let cb = control("b");
+    let (mut ra, mut rb, ca, cb) = start_with_live_a();
 
     // Errors before the daemon answers anything: no daemon, socket not permitted.
     let out = std::process::Command::new(m6ctl())

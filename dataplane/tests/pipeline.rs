@@ -2523,19 +2523,6 @@ fn nptv6_site() -> Site {
     s
 }
 
-fn ra_site() -> Site {
-    let mut s = two_isp_site();
-    s.ra = Some(proto::config::RaConfig {
-        interval_s: 30,
-        router_lifetime_s: 90,
-        valid_lifetime_s: 86_400,
-        preferred_lifetime_s: 14_400,
-        rdnss: vec![ip("2001:db8:53::1")],
-        rdnss_lifetime_s: 90,
-    });
-    s
-}
-
 /// A Router Solicitation from the host's link-local address to all routers.
 fn router_solicitation(sll: bool) -> Vec<u8> {
     let mut body = vec![0u8; 4];

@@ -44,6 +44,9 @@ pub(crate) struct Table {
     pools: BTreeMap<u16, Vec<usize>>,
     /// Rings each ring port reads and writes, until the port is closed.
     rings: BTreeMap<u16, Vec<usize>>,
+    /// Names given to `Port::from_rings`: DPDK keeps a ring port's name for the process,
+    /// closed or not.
+    ring_names: BTreeSet<String>,
 }
 
 static TABLE: Mutex<Table> = Mutex::new(Table {
@@ -52,6 +55,7 @@ static TABLE: Mutex<Table> = Mutex::new(Table {
     started: BTreeSet::new(),
     pools: BTreeMap::new(),
     rings: BTreeMap::new(),
+    ring_names: BTreeSet::new(),
 });
 
 /// Locks the control table. Nothing in this crate panics while holding it, so a poisoned
@@ -161,7 +165,8 @@ pub struct PortStats {
 }
 
 /// An Ethernet port (a DPDK port id). Cheap to copy; every method is a control-path call
-/// that checks the id, so a stale `Port` yields errors, never undefined behaviour.
+/// that checks the id, so a stale `Port` yields errors (or, once DPDK has given its id to a
+/// new port, refers to that one), never undefined behaviour.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Port {
     id: u16,
@@ -210,12 +215,13 @@ impl Port {
     /// Creates a port named `name` over rings (`rte_eth_from_rings`, the net_ring PMD): RX
     /// queue i dequeues from `rx[i]`, TX queue i enqueues into `tx[i]`. The port is then
     /// configured and started like any other, with at most `rx.len()` RX and `tx.len()` TX
-    /// queues. DPDK names the device `net_ring_` + `name`, which stays taken for the
-    /// process even after [`Port::close`]. Until the port is closed, dropping one of the
-    /// rings keeps it for the process (see [`Ring`]).
+    /// queues. DPDK names the device `net_ring_` + `name` (so `name` has at most 19 bytes),
+    /// which stays taken for the process even after [`Port::close`]. Until the port is
+    /// closed, dropping one of the rings keeps it for the process (see [`Ring`]).
     ///
-    /// Errors: EAL not running, no rings, a name in use or with a NUL byte, or DPDK's
-    /// reason (too many queues, `ENOMEM`).
+    /// Errors: EAL not running; no rings, or more than 16 either way (the PMD's fixed
+    /// arrays: DPDK 22.11 itself does not check the TX count and writes past them); a name
+    /// too long, with a NUL byte, or used before; or DPDK's reason (`ENOMEM`).
     pub fn from_rings(name: &str, rx: &[&Ring], tx: &[&Ring]) -> Result<Port, Error> {
         let (_lease, mut table) = control()?;
         let call = "rte_eth_from_rings";
@@ -223,32 +229,48 @@ impl Port {
             call,
             reason: format!("port name {name:?} contains a NUL byte"),
         })?;
-        // DPDK itself answers a name in use with a bare EINVAL: say which.
-        let device =
-            CString::new(format!("net_ring_{name}")).map_err(|_| Error::InvalidArgument {
-                call,
-                reason: format!("port name {name:?} contains a NUL byte"),
-            })?;
-        let mut existing = 0u16;
-        // SAFETY: EAL is running, the control lock is held, device is a valid C string and
-        // existing a valid out-pointer.
-        if unsafe { sys::rte_eth_dev_get_port_by_name(device.as_ptr(), &mut existing) } == 0 {
+        let (max_rx, max_tx) = (
+            sys::RTE_PMD_RING_MAX_RX_RINGS as usize,
+            sys::RTE_PMD_RING_MAX_TX_RINGS as usize,
+        );
+        if rx.is_empty() || tx.is_empty() || rx.len() > max_rx || tx.len() > max_tx {
             return Err(Error::InvalidArgument {
                 call,
-                reason: format!("a ring port named {name:?} exists already (port {existing})"),
+                reason: format!(
+                    "port {name:?}: {} RX and {} TX rings; expected 1 to {max_rx} RX and 1 \
+                     to {max_tx} TX",
+                    rx.len(),
+                    tx.len()
+                ),
             });
         }
-        if rx.is_empty() || tx.is_empty() {
+        // DPDK 22.11 refuses longer names with ENAMETOOLONG ("net_ring_" + name lands in a
+        // 29-octet name buffer inside the PMD; tests/ring_adversarial.rs pins the limit).
+        let max_name = 19;
+        if name.len() > max_name {
             return Err(Error::InvalidArgument {
                 call,
-                reason: format!("port {name:?}: at least one RX and one TX ring"),
+                reason: format!(
+                    "port name {name:?}: {} bytes; at most {max_name}",
+                    name.len()
+                ),
+            });
+        }
+        // DPDK itself answers a name used before with a bare EINVAL: say which.
+        if table.ring_names.contains(name) {
+            return Err(Error::InvalidArgument {
+                call,
+                reason: format!(
+                    "a ring port named {name:?} exists already or did (DPDK keeps the name \
+                     after close)"
+                ),
             });
         }
         let rx_ptrs: Vec<*mut sys::rte_ring> = rx.iter().map(|r| r.as_ptr()).collect();
         let tx_ptrs: Vec<*mut sys::rte_ring> = tx.iter().map(|r| r.as_ptr()).collect();
         // SAFETY: EAL is running and the control lock is held; cname is a valid C string;
         // the arrays hold rx.len() and tx.len() valid ring pointers (the borrows keep the
-        // Rings alive), which DPDK copies. They are entered in the table below under the
+        // Rings alive), at most the PMD's 16 each (checked above), which DPDK copies. They are entered in the table below under the
         // same lock, so a Ring dropped from now on is kept while the port may use it.
         let ret = unsafe {
             sys::rte_eth_from_rings(
@@ -270,6 +292,7 @@ impl Port {
             .map(|&r| r as usize)
             .collect();
         table.rings.insert(id, used);
+        table.ring_names.insert(name.to_string());
         Ok(Port { id })
     }
 

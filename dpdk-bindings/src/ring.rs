@@ -32,12 +32,19 @@ unsafe impl Sync for Ring {}
 
 impl Ring {
     /// Creates a ring named `name` (unique in the process, at most 28 bytes: DPDK prefixes
-    /// "RG_" within 32) holding up to `count - 1` mbufs; `count` is a power of two (DPDK's
-    /// rule).
+    /// "RG_" within 32) holding up to `count - 1` mbufs; `count` is a power of two, at
+    /// least 2.
     ///
-    /// Errors: EAL not running, or DPDK's reason (`EINVAL` for a count that is not a power
-    /// of two, `EEXIST` for a name in use, `ENAMETOOLONG`, `ENOMEM`).
+    /// Errors: EAL not running, a count that is not a power of two or is below 2 (DPDK
+    /// itself takes 0 for a power of two and makes a ring over no memory), or DPDK's
+    /// reason (`EEXIST` for a name in use, `ENAMETOOLONG`, `ENOMEM`).
     pub fn new(name: &str, count: u32) -> Result<Ring, Error> {
+        if count < 2 || !count.is_power_of_two() {
+            return Err(Error::InvalidArgument {
+                call: "rte_ring_create",
+                reason: format!("ring {name:?}: {count} slots; expected a power of two, 2 or more"),
+            });
+        }
         let lease = Lease::acquire()?;
         let cname = CString::new(name).map_err(|_| Error::InvalidArgument {
             call: "rte_ring_create",

@@ -210,10 +210,10 @@ fn ask(cli: &Cli, request: &str) -> Result<Value, ExitCode> {
 }
 
 fn config_check(file: &std::path::Path) -> ExitCode {
-    let text = match std::fs::read_to_string(file) {
+    let text = match proto::config::ConfigError::read(file) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("m6ctl: {}: cannot read the file: {e}", file.display());
+            eprintln!("m6ctl: {e}");
             return ExitCode::from(2);
         }
     };

@@ -274,25 +274,33 @@ impl ContextTable {
         }
     }
 
-    /// Looks the transmit key up and prefetches its slot: a pass over a burst of these lets
-    /// the lookups' cache misses overlap instead of following one another.
+    /// The slot of (AID(local), AID(peer)) (the transmit key), for [`Self::prefetch_slot`]
+    /// and [`Self::at`]: the transmit path hashes the key once per packet, in a pass over
+    /// the burst that prefetches the slots so that their cache misses overlap.
     #[inline]
-    pub fn prefetch_aids(&self, aid_local: Addr, aid_peer: Addr) {
-        if let Some(s) = self
-            .tx
-            .get(&(aid_local, aid_peer))
-            .and_then(|&i| self.slots.get(i as usize))
-        {
-            // Every line of it: translation reads Ls(local), the flags and Lp(peer) in place.
+    pub fn tx_slot(&self, aid_local: Addr, aid_peer: Addr) -> Option<u32> {
+        self.tx.get(&(aid_local, aid_peer)).copied()
+    }
+
+    /// Prefetches every line of slot `i`: translation reads Ls(local), the flags and
+    /// Lp(peer) in place.
+    #[inline]
+    pub fn prefetch_slot(&self, i: u32) {
+        if let Some(s) = self.slots.get(i as usize) {
             dpdk_bindings::prefetch_all(s);
         }
+    }
+
+    /// The context in slot `i` ([`Self::tx_slot`] of this same table).
+    #[inline]
+    pub fn at(&self, i: u32) -> Option<&Context> {
+        self.slots.get(i as usize).map(|s| &s.ctx)
     }
 
     /// The context of (AID(local), AID(peer)) (the transmit path).
     #[inline]
     pub fn by_aids(&self, aid_local: Addr, aid_peer: Addr) -> Option<&Context> {
-        let i = *self.tx.get(&(aid_local, aid_peer))?;
-        self.slots.get(i as usize).map(|s| &s.ctx)
+        self.at(self.tx_slot(aid_local, aid_peer)?)
     }
 
     /// The destination cache entry for `aid_peer`.

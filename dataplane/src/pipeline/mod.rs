@@ -538,13 +538,18 @@ impl Pipeline {
     fn egress_stage<B: PacketBuf>(&mut self, pkts: &mut [B], now: u64) {
         let lan = self.tables.lan_port.unwrap_or(0);
         // Proxied packets: every context looked up (and its slot prefetched) first, so that
-        // the misses of a cold table overlap across the burst (VPP's prefetching loop).
+        // the misses of a cold table overlap across the burst (VPP's prefetching loop); the
+        // slots found serve the loop below (u32::MAX: none).
+        let mut tx_slots = [u32::MAX; MAX_BURST];
         if !self.tables.proxied.is_empty() {
             let table = self.contexts.table();
-            for k in 0..self.frames.outbound.n {
+            for (k, found) in tx_slots.iter_mut().enumerate().take(self.frames.outbound.n) {
                 if let Some(slot) = self.slots.get(self.frames.outbound.get(k)) {
                     if self.tables.is_proxied(slot.p.src) && !slot.p.rewrite_ok {
-                        table.prefetch_aids(slot.p.src, slot.p.dst);
+                        if let Some(i) = table.tx_slot(slot.p.src, slot.p.dst) {
+                            table.prefetch_slot(i);
+                            *found = i;
+                        }
                     }
                 }
             }
@@ -567,7 +572,8 @@ impl Pipeline {
                 // ContextReader, wait until the borrow ends.
                 let mut first = false;
                 let mut translated = None;
-                match self.contexts.table().by_aids(src, dst) {
+                let found = tx_slots.get(k).copied().unwrap_or(u32::MAX);
+                match self.contexts.table().at(found) {
                     Some(c) if c.transmit && c.f_peer != 0 => {
                         let picked = proxy_out::pick(&self.tables, &self.isps.get().0, c, dst);
                         let lp = self.contexts.lp_peer(c);

@@ -79,6 +79,18 @@ pub fn router_with(site: &str, config: &str) -> Dataplane {
     d
 }
 
+/// Where tests that reload router A keep its configuration: a copy of a.yaml they edit.
+pub const LIVE_CONFIG: &str = "/run/m6-twosite/a-live.yaml";
+
+/// Routers A (from a fresh copy of a.yaml at [`LIVE_CONFIG`]) and B, then both control
+/// planes: (router A, router B, control plane A, control plane B).
+pub fn start_with_live_a() -> (Dataplane, Dataplane, Dataplane, Dataplane) {
+    std::fs::copy(format!("{CFG}/a.yaml"), LIVE_CONFIG).expect("copy a.yaml");
+    let ra = router_with("a", LIVE_CONFIG);
+    let rb = router("b");
+    (ra, rb, control("a"), control("b"))
+}
+
 pub fn control(site: &str) -> Dataplane {
     let d = Dataplane::start_in(
         "m6s-core",
@@ -99,6 +111,11 @@ pub fn control(site: &str) -> Dataplane {
 /// locator at first: cutting ISP1 forces the switch to PA2 that seed 001 section 7.11
 /// step 3c describes.
 pub fn transfer(secs: u32) -> std::process::Child {
+    iperf3_from_host_a(&["-R", "-b", "50M", "-i", "0.1", "-t", &secs.to_string()])
+}
+
+/// iperf3 (JSON output, at most 60 s) from host A to B's server with `args`, started now.
+fn iperf3_from_host_a(args: &[&str]) -> std::process::Child {
     Command::new("ip")
         .args([
             "netns",
@@ -109,12 +126,9 @@ pub fn transfer(secs: u32) -> std::process::Child {
             "iperf3",
             "-6",
             "-J",
-            "-R",
         ])
-        .args([
-            "-c", HOST_B, "-p", "5201", "-B", HOST_A, "-b", "50M", "-i", "0.1",
-        ])
-        .args(["-t", &secs.to_string()])
+        .args(["-c", HOST_B, "-p", "5201", "-B", HOST_A])
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -225,25 +239,8 @@ pub fn m6ctl_a(args: &str) -> (bool, String) {
 /// A UDP transfer host A -> host B at `mbit` Mbit/s for `secs` s, started now (B's
 /// iperf3 server must run).
 pub fn udp_transfer(secs: u32, mbit: u32) -> std::process::Child {
-    Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            "m6s-ahost",
-            "timeout",
-            "60",
-            "iperf3",
-            "-6",
-            "-J",
-            "-u",
-        ])
-        .args(["-c", HOST_B, "-p", "5201", "-B", HOST_A, "-l", "1200"])
-        .args(["-b", &format!("{mbit}M"), "-t", &secs.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start iperf3")
+    let (rate, secs) = (format!("{mbit}M"), secs.to_string());
+    iperf3_from_host_a(&["-u", "-l", "1200", "-b", &rate, "-t", &secs])
 }
 
 /// (datagrams sent, datagrams lost, the JSON) of a finished [`udp_transfer`], from the

@@ -49,6 +49,15 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl ConfigError {
+    /// Reads a configuration file whole; the error names the file.
+    pub fn read(path: &Path) -> Result<String, ConfigError> {
+        std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            field: String::new(),
+            message: format!("cannot read the file: {e}"),
+        })
+    }
+
     /// Turns serde's message (`isps[0]: missing field `prefix` at line 12 column 5`) into
     /// `file: isps[0]: missing field ...`; shared by every YAML file the project reads.
     pub fn from_yaml(file: &Path, e: &serde_yaml::Error) -> ConfigError {
@@ -385,6 +394,10 @@ pub const DEFAULT_TX_DESC: u16 = 1024;
 /// queue took bursts of up to 16 Mpps after idle without systematic loss; the price is
 /// 22% to 30% of a core while idle (docs/performance.md, "Loss after idle").
 pub const DEFAULT_MAX_IDLE_SLEEP_US: u64 = 50;
+/// The largest sleep ceiling accepted (µs): beyond 1 s of sleep an idle worker would also
+/// miss the control thread's watchdog (3 s without a publication counts as stuck) and the
+/// back-off's doubling stops at about 1 s anyway.
+pub const MAX_IDLE_SLEEP_US: u64 = 1_000_000;
 pub const DEFAULT_ICMP_ERRORS_PER_SEC: u32 = 100;
 /// Ethernet's MTU.
 pub const DEFAULT_MTU: u16 = 1500;
@@ -397,12 +410,7 @@ pub const MAX_MTU: u16 = 9000;
 impl DataplaneConfig {
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<DataplaneConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.to_path_buf(),
-            field: String::new(),
-            message: format!("cannot read the file: {e}"),
-        })?;
-        Self::from_yaml(path, &text)
+        Self::from_yaml(path, &ConfigError::read(path)?)
     }
 
     /// Checks configuration text; `file` is only used to name it in errors.
@@ -691,10 +699,25 @@ impl DataplaneConfig {
                 max_idle_sleep_us: DEFAULT_MAX_IDLE_SLEEP_US,
             },
             Some(p) => match p.mode.as_str() {
+                "busy" if p.max_idle_sleep_us.is_some() => {
+                    return Err(err(
+                        "polling.max_idle_sleep_us".into(),
+                        "only with mode: adaptive (a busy worker never sleeps)".into(),
+                    ))
+                }
                 "busy" => PollingMode::Busy,
-                "adaptive" => PollingMode::Adaptive {
-                    max_idle_sleep_us: p.max_idle_sleep_us.unwrap_or(DEFAULT_MAX_IDLE_SLEEP_US),
-                },
+                "adaptive" => {
+                    let us = p.max_idle_sleep_us.unwrap_or(DEFAULT_MAX_IDLE_SLEEP_US);
+                    if !(1..=MAX_IDLE_SLEEP_US).contains(&us) {
+                        return Err(err(
+                            "polling.max_idle_sleep_us".into(),
+                            format!("expected 1 to {MAX_IDLE_SLEEP_US} (µs), found {us}"),
+                        ));
+                    }
+                    PollingMode::Adaptive {
+                        max_idle_sleep_us: us,
+                    }
+                }
                 other => {
                     return Err(err(
                         "polling.mode".into(),
@@ -1106,6 +1129,21 @@ polling: { mode: adaptive, max_idle_sleep_us: 50 }
                 "mode: adaptive",
                 "mode: lazy",
                 "polling.mode: expected busy or adaptive",
+            ),
+            (
+                "max_idle_sleep_us: 50",
+                "max_idle_sleep_us: 0",
+                "polling.max_idle_sleep_us: expected 1 to 1000000 (µs), found 0",
+            ),
+            (
+                "max_idle_sleep_us: 50",
+                "max_idle_sleep_us: 18446744073709551615",
+                "polling.max_idle_sleep_us: expected 1 to 1000000",
+            ),
+            (
+                "mode: adaptive",
+                "mode: busy",
+                "polling.max_idle_sleep_us: only with mode: adaptive",
             ),
             (
                 "net_af_packet1,iface=isp1",
